@@ -1,0 +1,142 @@
+"""Command-line interface: `python -m ilo_core solve --image IMG --task TASK --out OUT.png ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ilo_core.config import METHODS
+from ilo_core.defaults import default_config
+from ilo_core.export import FrameRecorder
+from ilo_core.generators import load_generator
+from ilo_core.images import ImageError, load_image, load_mask, save_image_atomic
+from ilo_core.operators import TASKS
+from ilo_core.problems import evaluate, from_observation, simulate
+from ilo_core.solver import ILOSolver
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        steps = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--steps must be comma-separated integers, got {text!r}") from None
+    if not steps or any(s < 1 for s in steps):
+        raise argparse.ArgumentTypeError(f"--steps needs positive integers, got {text!r}")
+    return steps
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if value > 1:  # accept percentages
+        value /= 100
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a percentage, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ilo_core", description="ILO Studio engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("solve", help="reconstruct an image with ILO or a CSGM baseline")
+    s.add_argument("--image", type=Path, help="the clean image (the observation is synthesized from it)")
+    s.add_argument("--observation", type=Path, help="an already degraded image instead of --image")
+    s.add_argument("--task", required=True, choices=TASKS)
+    s.add_argument("--mask", type=Path, help="inpainting mask, white = missing pixels")
+    s.add_argument("--observed", type=_fraction, default=0.1, help="random-inpaint: observed fraction")
+    s.add_argument("--factor", type=int, default=4, help="super-resolution factor")
+    s.add_argument("--sigma", type=float, default=25.0, help="denoise: noise std in 0-255 units")
+    s.add_argument("--measurements", type=_fraction, default=0.1, help="compressed sensing: fraction m/n")
+    s.add_argument("--method", choices=METHODS, default="ilo")
+    s.add_argument("--generator", default="default", help="'default' or a rosinality StyleGAN-2 .pt")
+    s.add_argument("--steps", type=_steps, help="steps per round, e.g. 50,50,50,50")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--out", type=Path, required=True, help="result PNG")
+    s.add_argument("--gif", type=Path, help="GIF of the progression")
+    s.add_argument("--report", type=Path, help="JSON report")
+    s.add_argument("--save-state", type=Path, help="the solver state (.safetensors) to re-render later")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_solve(args: argparse.Namespace) -> dict:
+    if (args.image is None) == (args.observation is None):
+        raise ValueError("give exactly one of --image (clean) or --observation (degraded)")
+    for path in (args.out, args.gif, args.report, args.save_state):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise ValueError(f"output folder does not exist: {path.parent}")
+    generator = load_generator(args.generator, args.device)
+    size, device = generator.resolution, generator.device
+    mask = load_mask(args.mask, size) if args.mask is not None else None
+    params = dict(mask=mask, observed=args.observed, factor=args.factor, sigma=args.sigma,
+                  measurements=args.measurements)
+    if args.image is not None:
+        problem = simulate(args.task, load_image(args.image, size).to(device), seed=args.seed, **params)
+    else:
+        observed = load_image(args.observation, size if args.task != "super-resolution" else size // args.factor)
+        problem = from_observation(args.task, observed.to(device), size, **params)
+    config = default_config(generator, args.task, args.method, observed=args.observed, steps=args.steps,
+                            seed=args.seed)
+    solver = ILOSolver(generator, problem.operator, problem.observation, config)
+    recorder = FrameRecorder()
+    started = time.perf_counter()
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.total_steps, file=sys.stderr, unit="step", desc=args.method)
+    try:
+        for event in solver.run():
+            recorder.add_progress(event)
+            if event.message:
+                print(f"warning: {event.message}", file=sys.stderr)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(layer=event.split, mse=f"{event.losses['measurement_mse']:.4f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+    best = solver.best[0]
+    if best is None:
+        raise RuntimeError("the solve produced no finite result")
+    result = best.image.to(device)
+    save_image_atomic(result, args.out)
+    if args.gif is not None:
+        recorder.save_gif(args.gif, final=best.image)
+    if args.save_state is not None:
+        best.save(args.save_state)
+    report = {"task": args.task, "method": args.method, "steps": config.total_steps, "seconds": seconds,
+              "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
+              "best_round": best.round_index, **evaluate(result, problem)}
+    if args.report is not None:
+        fd, tmp = tempfile.mkstemp(dir=args.report.resolve().parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(tmp, args.report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        report = run_solve(args)
+    except (ValueError, ImageError, RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    psnr = report.get("psnr")
+    print(f"{args.method} {args.task}: measurement MSE {report['measurement_mse']:.5f}"
+          + (f", PSNR {psnr:.2f} dB, LPIPS {report['lpips']:.3f}" if psnr is not None else "")
+          + f", {report['seconds']:.1f} s -> {args.out}")
+    return 0

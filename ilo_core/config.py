@@ -1,0 +1,128 @@
+"""The solver's configuration: one `SolverConfig`, validated before any work starts."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Sequence
+
+METHODS = ("ilo", "csgm-mse", "csgm-lpips", "csgm-mse-lpips")
+RADIUS_GROUPS = ("latents", "noises", "state")
+
+
+@dataclass
+class SolverConfig:
+    """Everything that decides an ILO (or CSGM) solve.
+
+    Round r optimizes from split point `start_split + r` for `steps[r]` Adam steps.
+    Radii are l1-ball radii (None or inf = unconstrained) of each variable group's
+    deviation from its value at the start of the round, one entry per round.
+    """
+
+    steps: Sequence[int] = (50, 50, 50, 50)          # steps per round
+    start_split: int = 0                              # split point of round 0 (0 = latent space, CSGM)
+    lr: float | Sequence[float] = 0.1                 # Adam lr per round (ramp-up, cosine ramp-down)
+    radii: dict[str, Sequence[float | None]] = field(default_factory=dict)  # group -> per-round radius
+    mse_weight: float = 1.0                           # measurement MSE
+    lpips_weight: float = 1.0                         # LPIPS on the operator's perceptual view
+    geodesic_weight: float = 0.01                     # geocross on the active latent rows
+    lpips_net: str = "vgg"                            # "vgg" or "alex"
+    lpips_size: int | None = 256                      # LPIPS input size (None = native)
+    sna: bool = False                                 # stochastic noise addition (denoising)
+    spherical_projection: bool = True                 # keep latent rows / noise maps on their spheres
+    l1_projection: bool = True                        # project onto the l1 balls of `radii`
+    range_projection_steps: int = 0                   # Algorithm 1 line 5 after each round (0 = off)
+    restarts: int = 1                                 # random restarts; the best by measurement MSE wins
+    seed: int = 0                                     # seeds the initial variables
+    preview_every: int = 10                           # send the current image every N steps
+    method: str = "ilo"                               # label: ilo or a csgm-* baseline
+
+    @property
+    def rounds(self) -> int:
+        return len(self.steps)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(self.steps) * self.restarts
+
+    def lr_at(self, round_index: int) -> float:
+        return float(self.lr if isinstance(self.lr, (int, float)) else self.lr[round_index])
+
+    def radius(self, group: str, round_index: int) -> float:
+        values = self.radii.get(group)
+        if values is None or not self.l1_projection:
+            return math.inf
+        value = values[round_index]
+        return math.inf if value is None else float(value)
+
+    def validate(self, num_layers: int | None = None) -> "SolverConfig":
+        """Raise ValueError with a clear message for any bad value. Returns self."""
+        steps = self.steps
+        if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+            raise ValueError(f"steps must be a list of integers, one per round, got {steps!r}")
+        if not steps:
+            raise ValueError("steps is empty: give at least one round")
+        for s in steps:
+            if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+                raise ValueError(f"every round needs a positive integer number of steps, got {list(steps)}")
+        if not isinstance(self.lr, (int, float)):
+            if len(self.lr) != self.rounds:
+                raise ValueError(f"lr has {len(self.lr)} entries for {self.rounds} rounds")
+        for lr in ([self.lr] if isinstance(self.lr, (int, float)) else self.lr):
+            if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+                raise ValueError(f"learning rates must be positive numbers, got {self.lr!r}")
+        for group, values in self.radii.items():
+            if group not in RADIUS_GROUPS:
+                raise ValueError(f"unknown radius group {group!r}; use {', '.join(RADIUS_GROUPS)}")
+            if values is None:
+                continue
+            if len(values) != self.rounds:
+                raise ValueError(f"radii[{group!r}] has {len(values)} entries for {self.rounds} rounds")
+            for v in values:
+                if v is not None and (not isinstance(v, (int, float)) or math.isnan(v) or v < 0):
+                    raise ValueError(f"radii must be non-negative numbers (or None), got {group}: {list(values)}")
+        for name in ("mse_weight", "lpips_weight", "geodesic_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if self.mse_weight == 0 and self.lpips_weight == 0:
+            raise ValueError("mse_weight and lpips_weight are both 0: nothing ties the result to the observation")
+        if self.lpips_net not in ("vgg", "alex"):
+            raise ValueError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
+        if self.lpips_size is not None and (not isinstance(self.lpips_size, int) or self.lpips_size < 32):
+            raise ValueError(f"lpips_size must be an integer >= 32 or None, got {self.lpips_size!r}")
+        for name in ("restarts", "preview_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.range_projection_steps, int) or self.range_projection_steps < 0:
+            raise ValueError(f"range_projection_steps must be >= 0, got {self.range_projection_steps!r}")
+        if not isinstance(self.start_split, int) or self.start_split < 0:
+            raise ValueError(f"start_split must be >= 0, got {self.start_split!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if num_layers is not None and self.start_split + self.rounds > num_layers:
+            raise ValueError(f"{self.rounds} rounds from split {self.start_split} need "
+                             f"{self.start_split + self.rounds} layers; the generator has {num_layers}")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["steps"] = list(self.steps)
+        d["radii"] = {k: (None if v is None else [None if x is None or math.isinf(x) else x for x in v])
+                      for k, v in self.radii.items()}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SolverConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        d = dict(d)
+        if "steps" in d:
+            d["steps"] = tuple(d["steps"])
+        return cls(**d)

@@ -1,0 +1,60 @@
+"""Export of a solve's progression: labelled frames -> animated GIF (written atomically)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+from ilo_core.images import tensor_to_uint8
+
+
+def label_frame(image: Tensor, text: str, size: int = 256) -> np.ndarray:
+    """[1, 3, H, W] (or [3, H, W]) in [-1, 1] -> size x (size + 18) x 3 uint8 with a caption bar."""
+    pil = Image.fromarray(tensor_to_uint8(image)).resize((size, size), Image.NEAREST)
+    canvas = Image.new("RGB", (size, size + 18), (20, 20, 20))
+    canvas.paste(pil, (0, 0))
+    ImageDraw.Draw(canvas).text((4, size + 3), text, fill=(235, 235, 235))
+    return np.asarray(canvas)
+
+
+@dataclass
+class FrameRecorder:
+    """Collects labelled frames from progress events (one item of the batch)."""
+
+    size: int = 256
+    max_frames: int = 200
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, image: Tensor, round_index: int, split: int, step: int, item: int = 0) -> None:
+        if len(self.frames) >= self.max_frames:
+            self.frames = self.frames[::2]  # keep the whole progression, thinner
+        self.frames.append(label_frame(image[item], f"round {round_index}  layer {split}  step {step}", self.size))
+
+    def add_progress(self, event, item: int = 0) -> None:
+        if event.image is not None:
+            self.add(event.image, event.round_index, event.split, event.step, item)
+
+    def save_gif(self, path: str | Path, final: Tensor | None = None, seconds_per_frame: float = 0.12) -> Path:
+        """Write the GIF whole or not at all; `final` ([1, 3, H, W]) is held at the end."""
+        frames = list(self.frames)
+        if final is not None:
+            frames += [label_frame(final, "best result", self.size)] * 8
+        if not frames:
+            raise ValueError("no frames were recorded")
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.gif")
+        os.close(fd)
+        try:
+            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=int(seconds_per_frame * 1000), loop=0)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path

@@ -1,0 +1,22 @@
+"""Image-quality metrics on images in [-1, 1], reported in [0, 1] pixel units."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def mse01(x: Tensor, y: Tensor) -> Tensor:
+    """Per-item MSE of images in [-1, 1], measured in [0, 1] units -> [B]."""
+    return ((x.clamp(-1, 1) - y.clamp(-1, 1)) / 2).square().flatten(1).mean(1)
+
+
+def psnr01(x: Tensor, y: Tensor) -> Tensor:
+    """Per-item PSNR in dB (peak 1 in [0, 1] units) -> [B]."""
+    return -10 * torch.log10(mse01(x, y).clamp_min(1e-12))
+
+
+def psnr_from_mse(mse: float) -> float:
+    return -10 * math.log10(max(mse, 1e-12))

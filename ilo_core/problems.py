@@ -1,0 +1,76 @@
+"""An inverse problem as the CLI and the app pose it: operator, observation, clean image.
+
+"simulate": the clean image is given and the observation is synthesized from it.
+"observed": the degraded image itself is given (true-error metrics are then unknown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ilo_core.losses import measurement_mse
+from ilo_core.metrics import mse01, psnr_from_mse
+from ilo_core.operators import Operator, SuperResolution, build_operator
+from ilo_core.perceptual import PerceptualDistance
+
+
+@dataclass
+class Problem:
+    """operator, observation y = noise(A(x)), and the clean x when known ([1, 3, R, R] in [-1, 1])."""
+
+    task: str
+    operator: Operator
+    observation: Tensor
+    clean: Tensor | None
+
+    def observation_image(self) -> Tensor:
+        """What the observation looks like, [1, 3, R, R] in [-1, 1]."""
+        with torch.no_grad():
+            return self.operator.observation_image(self.observation).clamp(-1, 1)
+
+
+def simulate(task: str, clean: Tensor, *, seed: int = 0, **params) -> Problem:
+    """Degrade a clean image [1, 3, R, R] in [-1, 1] with the task's operator (seeded noise)."""
+    operator = build_operator(task, clean.shape[-1], seed=seed, **params).to(clean.device)
+    with torch.no_grad():
+        y = operator(clean, torch.Generator(device=clean.device).manual_seed(seed + 1))
+    return Problem(task, operator, y, clean)
+
+
+def from_observation(task: str, image: Tensor, size: int, **params) -> Problem:
+    """An already degraded image [1, 3, h, w] in [-1, 1] as the observation (`params` as build_operator).
+
+    super-resolution: `image` is the low-resolution image (resized to size/factor);
+    inpaint: needs `mask` (True = missing); denoise: the noisy image at full size.
+    """
+    if task in ("random-inpaint", "compressed-sensing"):
+        raise ValueError(f"{task} observations cannot be given as an image: simulate them from a clean image")
+    operator = build_operator(task, size, **params).to(image.device)
+    if isinstance(operator, SuperResolution):
+        low = size // operator.factor
+        if image.shape[-1] != low:
+            image = torch.nn.functional.interpolate(image, size=(low, low), mode="bicubic",
+                                                    antialias=True, align_corners=False).clamp(-1, 1)
+        y = image
+    else:
+        if image.shape[-1] != size:
+            raise ValueError(f"the observation must be {size}x{size} for this generator")
+        y = operator.A(image)
+    return Problem(task, operator, y, None)
+
+
+def evaluate(result: Tensor, problem: Problem, lpips_distance: PerceptualDistance | None = None) -> dict:
+    """Report of a result [1, 3, R, R] in [-1, 1]: measurement MSE, and against the clean
+    image (when known) MSE and PSNR in [0, 1] units and LPIPS (alex)."""
+    with torch.no_grad():
+        report: dict = {"measurement_mse": float(measurement_mse(problem.operator.A(result), problem.observation)[0])}
+        if problem.clean is None:
+            report.update(mse=None, psnr=None, lpips=None)
+            return report
+        mse = float(mse01(result, problem.clean)[0])
+        lp = lpips_distance or PerceptualDistance("alex", size=None, device=result.device)
+        report.update(mse=mse, psnr=psnr_from_mse(mse), lpips=float(lp(result.clamp(-1, 1), problem.clean)[0]))
+    return report

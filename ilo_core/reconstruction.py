@@ -1,0 +1,86 @@
+"""A solved reconstruction: every variable needed to re-render it, saved as one file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from ilo_core.generators.base import SplitGenerator, State, Variables
+
+
+@dataclass
+class Reconstruction:
+    """The best iterate of one image: render_from(split, state, variables) reproduces `image`.
+
+    Tensors have batch size 1; `image` is [1, 3, R, R] in [-1, 1].
+    """
+
+    split: int
+    state: State
+    variables: Variables
+    image: Tensor
+    measurement_mse: float
+    round_index: int
+    step: int
+    generator_kind: str
+    resolution: int
+    config: dict = field(default_factory=dict)
+
+    def render(self, generator: SplitGenerator) -> Tensor:
+        """Re-render the image with `generator` ([1, 3, R, R] in [-1, 1])."""
+        if generator.kind != self.generator_kind or generator.resolution != self.resolution:
+            raise ValueError(f"this result was made with {self.generator_kind} at {self.resolution} px; "
+                             f"the loaded generator is {generator.kind} at {generator.resolution} px")
+        dev = generator.device
+        with torch.no_grad():
+            return generator.render_from(self.split, {k: v.to(dev) for k, v in self.state.items()},
+                                         {k: v.to(dev) for k, v in self.variables.items()})
+
+    def save(self, path: str | Path) -> None:
+        """Write one safetensors file (tensors + JSON metadata), whole or not at all."""
+        tensors = {f"state.{k}": v for k, v in self.state.items()}
+        tensors.update({f"variables.{k}": v for k, v in self.variables.items()})
+        tensors["image"] = self.image
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        meta = {"format": "ilo-studio-reconstruction/1", "split": str(self.split),
+                "measurement_mse": repr(self.measurement_mse), "round_index": str(self.round_index),
+                "step": str(self.step), "generator_kind": self.generator_kind,
+                "resolution": str(self.resolution), "config": json.dumps(self.config)}
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=meta)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Reconstruction":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != "ilo-studio-reconstruction/1":
+            raise ValueError(f"{path} is not an ILO Studio result file")
+        tensors = load_file(str(path))
+        return cls(
+            split=int(meta["split"]),
+            state={k[6:]: v for k, v in tensors.items() if k.startswith("state.")},
+            variables={k[10:]: v for k, v in tensors.items() if k.startswith("variables.")},
+            image=tensors["image"],
+            measurement_mse=float(meta["measurement_mse"]),
+            round_index=int(meta["round_index"]),
+            step=int(meta["step"]),
+            generator_kind=meta["generator_kind"],
+            resolution=int(meta["resolution"]),
+            config=json.loads(meta["config"]),
+        )

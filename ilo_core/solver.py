@@ -1,0 +1,257 @@
+"""Intermediate Layer Optimization (Daras et al., ICML 2021, Algorithm 1), in rounds.
+
+    round 0          CSGM: optimize the latent variables z so that A(G(z)) matches y
+    round r >= 1     split the generator at s = start_split + r:  G = G_after_s o G_before_s
+                     h <- G_before_s(z)                         (line 2 / 6)
+                     optimize h, and the latents / noises that G_after_s reads, with
+                     projected Adam inside l1 balls around their starting values (line 4)
+                     optionally project h back to the range of G_before_s (line 5)
+    answer           the best iterate by measurement MSE (line 7)
+
+`ILOSolver.run()` is a Python generator of `Progress` events: close it to stop. The
+best iterate so far stays in `solver.best` (one `Reconstruction` per batch item), also
+after a stop or a NaN. Images are [B, 3, R, R] in [-1, 1] throughout.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from ilo_core.config import SolverConfig
+from ilo_core.generators.base import SplitGenerator, State, Variables
+from ilo_core.losses import geodesic_loss, measurement_mse
+from ilo_core.operators import forward_fn
+from ilo_core.perceptual import PerceptualDistance
+from ilo_core.projections import project_l1_ball, project_sphere
+from ilo_core.reconstruction import Reconstruction
+
+
+@dataclass
+class Progress:
+    """One optimization step (or a round boundary) of a solve."""
+
+    restart: int
+    round_index: int
+    split: int
+    step: int                      # step within the round, 0-based
+    round_steps: int
+    done: int                      # steps finished over the whole solve
+    total: int
+    losses: dict[str, float]       # batch means: total, mse, lpips, geodesic, measurement_mse
+    best_measurement_mse: float    # batch mean of the best iterates' measurement MSE
+    image: Tensor | None = None    # current generation [B, 3, R, R] in [-1, 1] (CPU), every few steps
+    message: str | None = None     # e.g. a NaN report
+    elapsed: float = 0.0
+
+
+def lr_schedule(base: float, step: int, steps: int) -> float:
+    """Linear ramp-up over the first 5 %, cosine ramp-down over the last 75 % (never 0)."""
+    t = (step + 1) / (steps + 1)
+    ramp_down = 0.5 - 0.5 * math.cos(math.pi * min(1.0, (1 - t) / 0.75))
+    return base * min(1.0, t / 0.05) * ramp_down
+
+
+def _clone(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in tensors.items()}
+
+
+def _item(tensors: dict[str, Tensor], b: int) -> dict[str, Tensor]:
+    return {k: v[b:b + 1].detach().cpu().clone() for k, v in tensors.items()}
+
+
+def _norm_dims(t: Tensor) -> tuple[int, ...]:
+    """Dimensions of one 'row' for the spherical projection: the last dim of latents
+    [B, n, d] / [B, d]; the whole map of noises [B, 1, r, r]."""
+    return (-1,) if t.ndim <= 3 else tuple(range(1, t.ndim))
+
+
+class ILOSolver:
+    """Solve min ||A(G(z)) - y|| over the extended range of a frozen split generator."""
+
+    def __init__(self, generator: SplitGenerator, operator: object, observation: Tensor,
+                 config: SolverConfig | None = None) -> None:
+        self.generator = generator
+        self.operator = operator
+        self.A = forward_fn(operator)
+        self.config = (config or SolverConfig()).validate(generator.num_layers)
+        self.y = observation.to(generator.device)
+        self.batch = self.y.shape[0]
+        cfg = self.config
+        self.lpips: PerceptualDistance | None = None
+        if cfg.lpips_weight > 0:
+            view = getattr(operator, "perceptual_view", None)
+            probe = torch.zeros(1, 3, generator.resolution, generator.resolution, device=generator.device)
+            if view is None or view(self.A(probe), probe) is None:
+                raise ValueError(f"LPIPS needs an image view of the measurements, which "
+                                 f"{type(operator).__name__} does not have: set lpips_weight to 0")
+            size = None if cfg.lpips_size is None else min(cfg.lpips_size, max(generator.resolution, 64))
+            self.lpips = PerceptualDistance(cfg.lpips_net, size, generator.device)
+        self.sna = getattr(operator, "stochastic_noise_addition", None) if cfg.sna else None
+        if cfg.sna and self.sna is None:
+            raise ValueError("stochastic noise addition needs a denoising operator with a known sigma")
+        self.best: list[Reconstruction | None] = [None] * self.batch
+        self.nan_detected = False
+        self.stopped_early = True  # until run() finishes
+
+    # --- the objective -------------------------------------------------------------
+    def objective(self, split: int, state: State, variables: Variables) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Loss per item [B], its terms [B] each, and the generated image [B, 3, R, R]."""
+        cfg = self.config
+        x = self.generator.render_from(split, state, variables)
+        x_loss = self.sna(x) if self.sna is not None else x
+        ax = self.A(x_loss)
+        mse = measurement_mse(ax, self.y)
+        terms = {"mse": mse}
+        total = cfg.mse_weight * mse
+        if self.lpips is not None:
+            view = self.operator.perceptual_view
+            lp = self.lpips(view(ax, x_loss), view(self.y, x))
+            terms["lpips"] = lp
+            total = total + cfg.lpips_weight * lp
+        rows = self.generator.latent_rows(split)
+        if cfg.geodesic_weight > 0 and rows is not None and "latent" in variables:
+            geo = geodesic_loss(variables["latent"][:, rows])
+            terms["geodesic"] = geo
+            total = total + cfg.geodesic_weight * geo
+        with torch.no_grad():
+            terms["measurement_mse"] = mse.detach() if self.sna is None else measurement_mse(self.A(x), self.y)
+        return total, terms, x
+
+    # --- projections ---------------------------------------------------------------
+    def project(self, round_index: int, params: dict[str, Tensor], start: dict[str, Tensor],
+                norms: dict[str, Tensor]) -> None:
+        """In place: spherical projection of latents/noises, then the l1 balls (line 4's PGD)."""
+        cfg = self.config
+        with torch.no_grad():
+            for name, p in params.items():
+                group = "state" if name.startswith("state.") else self.generator.variable_group(name)
+                if cfg.spherical_projection and group != "state":
+                    p.copy_(project_sphere(p, norms[name], _norm_dims(p)))
+                radius = cfg.radius(group, round_index)
+                if math.isfinite(radius):
+                    p.copy_(start[name] + project_l1_ball(p - start[name], radius))
+
+    # --- Algorithm 1 ---------------------------------------------------------------
+    def run(self) -> Iterator[Progress]:
+        """Yield a `Progress` per step; the best iterate accumulates in `self.best`."""
+        cfg, gen = self.config, self.generator
+        total = cfg.total_steps
+        done = 0
+        t0 = time.perf_counter()
+        for restart in range(cfg.restarts):
+            rng = torch.Generator(device=gen.device).manual_seed(cfg.seed + 1_000_003 * restart)
+            variables = gen.sample_variables(self.batch, rng)  # line 1 starts from a random z
+            state: State = gen.state_at(cfg.start_split, variables) if cfg.start_split else {}
+            for r, steps in enumerate(cfg.steps):
+                split = cfg.start_split + r
+                if r > 0:  # lines 2 / 6: h <- G_before(z), one more layer each round
+                    with torch.no_grad():
+                        state = gen.advance(split - 1, state, variables)
+                params = self._round_parameters(split, r, state, variables)
+                start = _clone(params)
+                norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.items()}
+                optimizer = torch.optim.Adam(list(params.values()), lr=cfg.lr_at(r))
+                for step in range(steps):
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr_schedule(cfg.lr_at(r), step, steps)
+                    cur_state = {**state, **{k[6:]: v for k, v in params.items() if k.startswith("state.")}}
+                    cur_vars = {**variables, **{k: v for k, v in params.items() if not k.startswith("state.")}}
+                    loss, terms, x = self.objective(split, cur_state, cur_vars)
+                    finite = torch.isfinite(loss)
+                    self._keep_best(split, r, step, cur_state, cur_vars, x, terms["measurement_mse"], finite)
+                    done += 1
+                    losses = {"total": float(loss.detach().mean())} | {k: float(v.detach().mean()) for k, v in terms.items()}
+                    if not bool(finite.all()):
+                        self.nan_detected = True
+                        yield self._event(restart, r, split, step, steps, done, total, losses, x, t0,
+                                          message=f"non-finite loss at round {r}, step {step}: stopped; "
+                                                  f"the best finite iterate is kept")
+                        self.stopped_early = False
+                        return
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.sum().backward()
+                    optimizer.step()
+                    self.project(r, params, start, norms)
+                    preview = step % cfg.preview_every == 0 or step == steps - 1
+                    yield self._event(restart, r, split, step, steps, done, total, losses, x if preview else None, t0)
+                # the round's variables carry on
+                for k, v in params.items():
+                    if k.startswith("state."):
+                        state = {**state, k[6:]: v.detach()}
+                    else:
+                        variables[k] = v.detach()
+                if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
+                    variables, state = self._project_to_range(split, r, state, variables)
+        self.stopped_early = False
+
+    def _round_parameters(self, split: int, r: int, state: State, variables: Variables) -> dict[str, Tensor]:
+        """Leaf tensors optimized this round: the state at the split and the active variables."""
+        params = {f"state.{k}": state[k].detach().clone().requires_grad_(True)
+                  for k in self.generator.optimizable_state(split)}
+        for name in self.generator.active_variables(split, r):
+            params[name] = variables[name].detach().clone().requires_grad_(True)
+        return params
+
+    def _project_to_range(self, split: int, r: int, state: State, variables: Variables) -> tuple[Variables, State]:
+        """Algorithm 1 line 5: z <- argmin ||G_before(z) - h~|| from the current z; h <- G_before(z)."""
+        gen, target = self.generator, state["features"].detach()
+        names = [n for n in variables if gen.variable_group(n) in ("latents", "noises")]
+        params = {n: variables[n].detach().clone().requires_grad_(True) for n in names}
+        optimizer = torch.optim.Adam(list(params.values()), lr=self.config.lr_at(r))
+        steps = self.config.range_projection_steps
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule(self.config.lr_at(r), step, steps)
+            h = gen.state_at(split, {**variables, **params})["features"]
+            loss = (h - target).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        variables = {**variables, **{k: v.detach() for k, v in params.items()}}
+        with torch.no_grad():
+            return variables, gen.state_at(split, variables)
+
+    def _keep_best(self, split: int, r: int, step: int, state: State, variables: Variables, x: Tensor,
+                   meas: Tensor, finite: Tensor) -> None:
+        for b in range(self.batch):
+            value = float(meas[b])
+            if not bool(finite[b]) or not math.isfinite(value):
+                continue
+            best = self.best[b]
+            if best is None or value < best.measurement_mse:
+                self.best[b] = Reconstruction(
+                    split=split, state=_item(state, b), variables=_item(variables, b),
+                    image=x[b:b + 1].detach().cpu().clone(), measurement_mse=value, round_index=r,
+                    step=step, generator_kind=self.generator.kind, resolution=self.generator.resolution,
+                    config=self.config.to_dict())
+
+    def _event(self, restart: int, r: int, split: int, step: int, steps: int, done: int, total: int,
+               losses: dict[str, float], x: Tensor | None, t0: float, message: str | None = None) -> Progress:
+        bests = [b.measurement_mse for b in self.best if b is not None]
+        return Progress(restart=restart, round_index=r, split=split, step=step, round_steps=steps, done=done,
+                        total=total, losses=losses, best_measurement_mse=sum(bests) / len(bests) if bests else math.nan,
+                        image=None if x is None else x.detach().cpu(), message=message,
+                        elapsed=time.perf_counter() - t0)
+
+    # --- results ---------------------------------------------------------------------
+    def best_image(self) -> Tensor:
+        """The best iterates stacked: [B, 3, R, R] in [-1, 1]. Raises if there is none."""
+        if any(b is None for b in self.best):
+            raise RuntimeError("no finite iterate was reached: nothing to return")
+        return torch.cat([b.image for b in self.best])  # type: ignore[union-attr]
+
+
+def solve(generator: SplitGenerator, operator: object, observation: Tensor,
+          config: SolverConfig | None = None, callback=None) -> ILOSolver:
+    """Run a whole solve (calling `callback(progress)` per step); returns the finished solver."""
+    solver = ILOSolver(generator, operator, observation, config)
+    for event in solver.run():
+        if callback is not None:
+            callback(event)
+    return solver

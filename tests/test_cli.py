@@ -1,0 +1,66 @@
+"""The CLI contract: `python -m ilo_core solve ...`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FACES, ROOT
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ilo_core", "solve", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_inpaints_with_a_mask_and_writes_png_gif_report_and_state(tmp_path):
+    mask = np.zeros((128, 128), dtype=np.uint8)
+    mask[70:100, 20:108] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = run_cli("--image", str(FACES / "astronaut_face.png"), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
+                  "--steps", "4,4,4,4", "--device", "cpu", "--out", str(tmp_path / "out.png"),
+                  "--gif", str(tmp_path / "out.gif"), "--report", str(tmp_path / "report.json"),
+                  "--save-state", str(tmp_path / "state.safetensors"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    for key in ("psnr", "mse", "lpips", "measurement_mse", "seconds", "steps", "method", "task"):
+        assert key in report
+    assert report["steps"] == 16 and report["method"] == "ilo" and report["task"] == "inpaint"
+    assert 0 < report["mse"] < 1 and report["psnr"] > 5
+    assert Image.open(tmp_path / "out.png").size == (64, 64)
+    assert Image.open(tmp_path / "out.gif").n_frames > 1
+
+
+def test_cli_accepts_an_already_degraded_observation(tmp_path):
+    Image.open(FACES / "grace_hopper_face.png").resize((16, 16), Image.BICUBIC).save(tmp_path / "low.png")
+    out = run_cli("--observation", str(tmp_path / "low.png"), "--task", "super-resolution", "--factor", "4",
+                  "--method", "csgm-mse", "--steps", "5", "--out", str(tmp_path / "sr.png"),
+                  "--report", str(tmp_path / "r.json"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["psnr"] is None and report["mse"] is None and report["measurement_mse"] >= 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "missing.png", "--task", "denoise"], "no such image file"),
+    (["--image", str(FACES / "astronaut_face.png"), "--task", "super-resolution", "--factor", "3"], "does not divide"),
+    (["--image", str(FACES / "astronaut_face.png"), "--task", "inpaint"], "needs a mask"),
+    (["--image", str(FACES / "astronaut_face.png"), "--task", "denoise", "--generator", "nope.pt"], "not found"),
+])
+def test_bad_arguments_exit_non_zero_with_one_clear_line(tmp_path, args, message):
+    out = run_cli(*args, "--out", str(tmp_path / "o.png"), "--quiet")
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_corrupt_image_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG not really")
+    out = run_cli("--image", str(tmp_path / "bad.png"), "--task", "denoise", "--out", str(tmp_path / "o.png"), "--quiet")
+    assert out.returncode == 2 and "not a readable image" in out.stderr
+    assert not (tmp_path / "o.png").exists()
