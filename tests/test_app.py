@@ -1,0 +1,217 @@
+"""The Studio page: handlers on bad and good input, and end to end through gradio_client."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FACES
+from ilo_core.studio import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
+                             read_editor, run_job)
+
+FACE = str(FACES / "astronaut_face.png")
+
+
+def mask_layer(tmp_path, box=(60, 150, 200, 200), size=(256, 256)) -> str:
+    """A transparent RGBA layer with an opaque painted rectangle, as ImageMask sends it."""
+    layer = np.zeros((*size, 4), dtype=np.uint8)
+    layer[box[1]:box[3], box[0]:box[2]] = (255, 0, 255, 255)
+    path = tmp_path / "layer.png"
+    Image.fromarray(layer, "RGBA").save(path)
+    return str(path)
+
+
+def test_the_painted_alpha_becomes_the_mask_after_the_crop(tmp_path):
+    inputs = read_editor({"background": FACE, "layers": [mask_layer(tmp_path)]}, 64)
+    assert inputs.photo.size == (64, 64)
+    assert 0.05 < inputs.missing.mean() < 0.5
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "Upload a photo"),
+    ({"background": None, "layers": []}, "Upload a photo"),
+])
+def test_no_photo_is_a_clear_message(value, message):
+    with pytest.raises(InputError, match=message):
+        read_editor(value, 64)
+
+
+def test_a_corrupt_file_is_a_clear_message(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(InputError, match="not a readable image"):
+        read_editor({"background": str(bad), "layers": []}, 64)
+
+
+def test_a_huge_image_is_refused_before_decoding(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("L", (8000, 6000)).save(big)
+    with pytest.raises(InputError, match="megapixel limit"):
+        read_editor({"background": str(big), "layers": []}, 64)
+
+
+@pytest.mark.parametrize("mode, make", [
+    ("L", lambda: Image.new("L", (100, 90), 128)),
+    ("RGBA", lambda: Image.new("RGBA", (100, 90), (10, 20, 30, 100))),
+    ("I;16", lambda: Image.fromarray(np.full((90, 100), 40000, dtype=np.uint16))),
+    ("CMYK", lambda: Image.new("CMYK", (100, 90), (0, 50, 50, 0))),
+])
+def test_unusual_image_modes_are_converted(tmp_path, mode, make):
+    path = tmp_path / f"img.{'tif' if mode == 'CMYK' else 'png'}"
+    make().save(path)
+    inputs = read_editor({"background": str(path), "layers": []}, 64)
+    assert inputs.photo.mode == "RGB" and inputs.photo.size == (64, 64)
+
+
+def test_an_empty_or_full_mask_is_a_clear_message(dcgan, tmp_path):
+    empty = read_editor({"background": FACE, "layers": []}, 64)
+    with pytest.raises(InputError, match="mask is empty"):
+        pose_problem(empty, "inpaint", False, observed_pct=10, factor=4, sigma=25, measurements_pct=10, seed=0,
+                     device=dcgan.device)
+    full = read_editor({"background": FACE, "layers": [mask_layer(tmp_path, (0, 0, 256, 256))]}, 64)
+    with pytest.raises(InputError, match="whole photo"):
+        pose_problem(full, "inpaint", False, observed_pct=10, factor=4, sigma=25, measurements_pct=10, seed=0,
+                     device=dcgan.device)
+
+
+def test_a_super_resolution_factor_that_does_not_fit_is_a_clear_message(dcgan):
+    inputs = read_editor({"background": FACE, "layers": []}, 64)
+    with pytest.raises(InputError, match="does not divide"):
+        pose_problem(inputs, "super-resolution", False, observed_pct=10, factor=3, sigma=25, measurements_pct=10,
+                     seed=0, device=dcgan.device)
+
+
+def test_out_of_range_controls_are_clear_messages(dcgan):
+    common = dict(radii={"state": [0, 300, 600, 1200]}, observed_pct=10, mse_weight=1, lpips_weight=1,
+                  geodesic_weight=0, lr=0.1, seed=0)
+    with pytest.raises(InputError, match="layer 0 at least one step"):
+        build_config(dcgan, "inpaint", "ilo", steps=[0, 50, 50, 50], **common)
+    with pytest.raises(InputError, match="learning rates"):
+        build_config(dcgan, "inpaint", "ilo", steps=[5, 5], **{**common, "lr": -1})
+    with pytest.raises(InputError, match="non-negative"):
+        build_config(dcgan, "inpaint", "ilo", steps=[5, 5], **{**common, "radii": {"state": [0, -5, 0, 0]}})
+    cfg = build_config(dcgan, "inpaint", "ilo", steps=[5, 5, 0, 50], **common)
+    assert cfg.steps == (5, 5) and cfg.radii["state"] == [None, 300.0]
+
+
+def test_crop_preview_shows_the_face_crop():
+    image, note = crop_preview(FACE, 64)
+    assert image.shape == (64, 64, 3) and ("face detector" in note or "centre crop" in note)
+
+
+def test_a_run_streams_previews_and_ends_with_files_and_metrics(dcgan, tmp_path):
+    inputs = read_editor({"background": FACE, "layers": [mask_layer(tmp_path)]}, 64)
+    problem = pose_problem(inputs, "inpaint", False, observed_pct=10, factor=4, sigma=25, measurements_pct=10,
+                           seed=0, device=dcgan.device)
+    common = dict(radii={"state": [0, 300, 600, 1200]}, observed_pct=10, mse_weight=1, lpips_weight=1,
+                  geodesic_weight=0, lr=0.1, seed=0)
+    configs = {"ILO": build_config(dcgan, "inpaint", "ilo", steps=[3, 3, 3, 3], **common),
+               "CSGM-MSE": build_config(dcgan, "inpaint", "csgm-mse", steps=[3, 3, 3, 3], **common)}
+    updates = list(run_job(dcgan, problem, configs, StopFlag(), new_output_dir(), min_interval=0))
+    final = updates[-1].final
+    assert final is not None and set(final["results"]) == {"ILO", "CSGM-MSE"}
+    assert any(u.preview is not None for u in updates[:-1])
+    for r in final["results"].values():
+        assert r["metrics"]["psnr"] > 5 and all(Path(f).exists() for f in r["files"])
+    assert Image.open(final["results"]["ILO"]["files"][1]).n_frames > 1
+
+
+def test_stop_keeps_the_best_result(dcgan, tmp_path):
+    inputs = read_editor({"background": FACE, "layers": []}, 64)
+    problem = pose_problem(inputs, "super-resolution", False, observed_pct=10, factor=4, sigma=25,
+                           measurements_pct=10, seed=0, device=dcgan.device)
+    cfg = build_config(dcgan, "super-resolution", "ilo", steps=[100, 100], radii={"state": [0, 300]},
+                       observed_pct=10, mse_weight=1, lpips_weight=0, geodesic_weight=0, lr=0.1, seed=0)
+    flag = StopFlag()
+    updates = []
+    for u in run_job(dcgan, problem, {"ILO": cfg}, flag, new_output_dir(), min_interval=0):
+        updates.append(u)
+        if len(updates) == 5:
+            flag.set()
+    final = updates[-1].final
+    assert final is not None and "stopped" in final["results"]["ILO"]["note"]
+    assert len(updates) < 20
+
+
+# --- end to end: a launched app driven by gradio_client ---------------------------------
+
+from pathlib import Path  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_app(dcgan):
+    import app
+
+    demo = app.build_demo(dcgan)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def run_args(client_file, editor, steps=5, method="ILO"):
+    return dict(editor_value=editor, task_label="Inpainting (paint the region)",
+                mode_label="Simulate: my photo is clean", method_label=method,
+                param_8=steps, param_9=steps, param_10=steps, param_11=steps)
+
+
+def test_end_to_end_upload_mask_run_preview_result_and_gif(served_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    editor = {"background": handle_file(FACE), "layers": [handle_file(mask_layer(tmp_path))],
+              "composite": handle_file(FACE)}
+    job = client.submit(**run_args(handle_file, editor), api_name="/run")
+    outputs = job.result(timeout=300)
+    previews = [o for o in job.outputs() if o[0] is not None]
+    assert len(job.outputs()) > 2 and previews
+    files = outputs[7]
+    paths = [f if isinstance(f, str) else f.get("path") or f.get("name") for f in files]
+    gif = next(p for p in paths if str(p).endswith(".gif"))
+    assert Image.open(gif).n_frames > 1
+    assert outputs[4] is not None and "PSNR" in outputs[1]
+
+
+def test_end_to_end_cancel_then_run_again(served_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    editor = {"background": handle_file(FACE), "layers": [handle_file(mask_layer(tmp_path))],
+              "composite": handle_file(FACE)}
+    job = client.submit(**run_args(handle_file, editor, steps=300), api_name="/run")
+    time.sleep(4)
+    job.cancel()
+    time.sleep(1)
+    again = client.submit(**run_args(handle_file, editor, steps=3), api_name="/run").result(timeout=300)
+    assert again[4] is not None
+
+
+def test_end_to_end_bad_input_is_an_error_and_the_server_keeps_serving(served_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    editor = {"background": handle_file(FACE), "layers": [], "composite": handle_file(FACE)}
+    with pytest.raises(Exception, match="mask is empty"):
+        client.predict(**run_args(handle_file, editor), api_name="/run")
+    ok = client.predict(**{**run_args(handle_file, editor, steps=3),
+                           "task_label": "Super-resolution"}, api_name="/run")
+    assert ok[4] is not None
+
+
+def test_the_controls_adapt_to_a_stylegan_generator(stylegan64):
+    import app
+
+    demo = app.build_demo(stylegan64)
+    labels = [getattr(b, "label", "") or "" for b in demo.blocks.values()]
+    assert any("noises radius" in str(lbl) for lbl in labels)
+    assert any("latents radius" in str(lbl) for lbl in labels)
