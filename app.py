@@ -14,8 +14,10 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII  # noqa: E402
 from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
@@ -25,6 +27,13 @@ from ilo_core.studio import (METHOD_LABELS, TASK_LABELS, InputError, StopFlag, b
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 MODES = ["Simulate: my photo is clean", "My image is already degraded"]
+
+
+def shown(image, size: int = 256):
+    """An H x W x 3 uint8 image enlarged (nearest) for display; None stays None."""
+    if image is None:
+        return None
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.NEAREST))
 
 
 def radius_groups(generator: SplitGenerator) -> dict[str, list]:
@@ -158,22 +167,22 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
             flag = StopFlag()
             with flags_lock:
                 stop_flags[request.session_hash] = flag
-            yield {observation_img: tensor_to_uint8(problem.observation_image()), status: "Starting…", files: None,
+            yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: "Starting…", files: None,
                    result_img: None, compare_img: gr.update(value=None, visible=m == "compare")}
             try:
                 for update in run_job(generator, problem, configs, flag, new_output_dir()):
                     out = {status: update.status,
                            curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
                     if update.preview is not None:
-                        out[preview] = update.preview
+                        out[preview] = shown(update.preview)
                     if update.final is not None:
                         results = update.final["results"]
                         first = next(iter(results.values()))
-                        out.update({observation_img: update.final["observation"], result_img: first["image"],
-                                    clean_img: update.final["clean"],
+                        out.update({observation_img: shown(update.final["observation"]),
+                                    result_img: shown(first["image"]), clean_img: shown(update.final["clean"]),
                                     files: [f for r in results.values() for f in r["files"]]})
                         if "CSGM-MSE" in results and len(results) > 1:
-                            out[compare_img] = results["CSGM-MSE"]["image"]
+                            out[compare_img] = shown(results["CSGM-MSE"]["image"])
                     yield out
             except InputError as err:
                 raise gr.Error(str(err)) from None

@@ -1,0 +1,67 @@
+"""A real browser (Playwright driving Debian's Chromium) uses the page like a person."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import FACES, ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
+    from playwright.sync_api import sync_playwright
+
+    import app
+    from test_app import free_port
+
+    demo = app.build_demo(dcgan)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+            page.wait_for_selector("text=ILO Studio", timeout=60_000)
+            # upload a face into the mask editor
+            page.locator("input[type=file]").first.set_input_files(str(FACES / "astronaut_face.png"))
+            canvas = page.locator("canvas").first
+            canvas.wait_for(timeout=30_000)
+            page.wait_for_timeout(1500)
+            box = canvas.bounding_box()
+            assert box is not None
+            # paint a stroke across the lower face
+            y = box["y"] + box["height"] * 0.72
+            page.mouse.move(box["x"] + box["width"] * 0.3, y)
+            page.mouse.down()
+            for i in range(12):
+                page.mouse.move(box["x"] + box["width"] * (0.3 + 0.035 * i), y, steps=3)
+            page.mouse.up()
+            page.wait_for_timeout(500)
+            # a short schedule: open the per-layer accordion and set every layer's steps to 5
+            page.get_by_text("Per-layer steps and l1 radii").click()
+            for i in range(4):
+                field = page.get_by_label(f"layer {i}: steps").first
+                field.fill("5")
+                field.press("Enter")
+            page.get_by_role("button", name="Run").click()
+            page.wait_for_selector("#downloads a", timeout=240_000)
+            page.wait_for_selector("#result-image img", timeout=60_000)
+            listing = page.locator("#downloads").inner_text()
+            hrefs = [a.get_attribute("href") or "" for a in page.locator("#downloads a").all()]
+            assert any(".gif" in t for t in hrefs + [listing]), (listing, hrefs)
+            assert "PSNR" in page.content()
+            page.screenshot(path=str(ARTIFACTS / "browser_run.png"), full_page=True)
+            browser.close()
+    finally:
+        demo.close()
+    assert (ARTIFACTS / "browser_run.png").stat().st_size > 10_000
