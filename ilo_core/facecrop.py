@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ilo_core.images import center_box
+
 
 def face_box(image: Image.Image, enlarge: float = 1.5) -> tuple[tuple[int, int, int, int], str]:
     """The crop box for the largest frontal face, enlarged and squared, and how it was found
@@ -26,6 +28,4 @@ def face_box(image: Image.Image, enlarge: float = 1.5) -> tuple[tuple[int, int, 
             left = int(min(max(cx - side / 2, 0), image.width - side))
             top = int(min(max(cy - side / 2, 0), image.height - side))
             return (left, top, left + side, top + side), "face detector"
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    return (left, top, left + side, top + side), "centre crop"
+    return center_box(image), "centre crop"

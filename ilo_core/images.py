@@ -79,13 +79,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def center_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """The largest centred square, as (left, top, right, bottom)."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return (left, top, left + side, top + side)
+
+
 def center_square(image: Image.Image, box: tuple[int, int, int, int] | None = None) -> Image.Image:
     """Crop to a square: `box` (left, top, right, bottom) if given, else the centre square."""
-    if box is None:
-        side = min(image.size)
-        left, top = (image.width - side) // 2, (image.height - side) // 2
-        box = (left, top, left + side, top + side)
-    return image.crop(box)
+    return image.crop(box if box is not None else center_box(image))
 
 
 def load_image(source: str | Path | Image.Image | np.ndarray, size: int) -> Tensor:

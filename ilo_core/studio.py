@@ -67,10 +67,15 @@ def read_editor(value: dict | None, size: int) -> PhotoInput:
         if a.shape != alpha.shape:
             a = np.asarray(Image.fromarray(a).resize(photo.size, Image.NEAREST))
         alpha |= a > 0
-    box, how = face_box(photo)
-    photo = photo.crop(box).resize((size, size), Image.LANCZOS)
+    crop, box, how = _face_crop(photo, size)
     mask = Image.fromarray(alpha.astype(np.uint8) * 255).crop(box).resize((size, size), Image.NEAREST)
-    return PhotoInput(photo, np.asarray(mask) > 127, how)
+    return PhotoInput(crop, np.asarray(mask) > 127, how)
+
+
+def _face_crop(photo: Image.Image, size: int) -> tuple[Image.Image, tuple[int, int, int, int], str]:
+    """The face (or centre) square of `photo` resized to `size`, its box, and how it was found."""
+    box, how = face_box(photo)
+    return photo.crop(box).resize((size, size), Image.LANCZOS), box, how
 
 
 def crop_preview(path: str | None, size: int) -> tuple[np.ndarray | None, str]:
@@ -81,8 +86,7 @@ def crop_preview(path: str | None, size: int) -> tuple[np.ndarray | None, str]:
         photo = open_image(path)
     except ImageError as err:
         raise InputError(str(err)) from None
-    box, how = face_box(photo)
-    crop = photo.crop(box).resize((size, size), Image.LANCZOS)
+    crop, box, how = _face_crop(photo, size)
     return np.asarray(crop), f"{how}: {box[2] - box[0]} px square at ({box[0]}, {box[1]}), resized to {size} px"
 
 
