@@ -71,7 +71,8 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                                       layers=False, transforms=(), height=420,
                                       brush=gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"))
                 with gr.Row():
-                    crop = gr.Image(label="Crop that will be used", interactive=False, height=150, width=150)
+                    crop = gr.Image(label="Crop that will be used", interactive=False, height=150, width=150,
+                                    elem_id="crop-image")
                     crop_note = gr.Markdown()
                 example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False)
                 gr.Examples(examples=[[p] for p in example_paths(generator, new_output_dir())], inputs=[example_pick],

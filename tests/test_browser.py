@@ -34,9 +34,11 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
             page.wait_for_selector("text=ILO Studio", timeout=60_000)
             # upload a face into the mask editor
             page.locator("input[type=file]").first.set_input_files(str(FACES / "astronaut_face.png"))
+            # the server has the photo once it answers with the crop preview
+            page.wait_for_selector("#crop-image img", timeout=120_000)
             canvas = page.locator("canvas").first
             canvas.wait_for(timeout=30_000)
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(1000)
             box = canvas.bounding_box()
             assert box is not None
             # paint a stroke across the lower face
@@ -54,7 +56,10 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
                 field.fill("5")
                 field.press("Enter")
             page.get_by_role("button", name="Run").click()
-            page.wait_for_selector("#downloads a", timeout=240_000)
+            # the result's downloads, or an error toast (fail at once with its text)
+            page.wait_for_selector("#downloads a, .toast-body", timeout=240_000)
+            toasts = page.locator(".toast-body")
+            assert toasts.count() == 0, toasts.first.inner_text()
             page.wait_for_selector("#result-image img", timeout=60_000)
             listing = page.locator("#downloads").inner_text()
             hrefs = [a.get_attribute("href") or "" for a in page.locator("#downloads a").all()]
