@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII  # noqa: E402
+from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight  # noqa: E402
 from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
 from ilo_core.images import save_image_atomic, tensor_to_uint8  # noqa: E402
 from ilo_core.studio import (METHOD_LABELS, TASK_LABELS, InputError, StopFlag, build_config, crop_preview,  # noqa: E402
@@ -96,7 +96,8 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                                     visible=r > 0))
                 with gr.Accordion("Advanced", open=False):
                     mse_w = gr.Slider(0, 10, value=1.0, step=0.1, label="MSE weight")
-                    lpips_w = gr.Slider(0, 10, value=1.0, step=0.1, label="LPIPS weight")
+                    lpips_w = gr.Slider(0, 10, value=default_lpips_weight(generator, TASK_LABELS[task.value]), step=0.1,
+                                        label="LPIPS weight (ILO; follows the task's default)")
                     geo_w = gr.Slider(0, 1, value=0.01 if generator.kind == "stylegan2" else 0.0, step=0.01,
                                       label="Geodesic weight")
                     lr = gr.Slider(0.001, 1.0, value=0.1, step=0.001, label="Learning rate")
@@ -117,10 +118,14 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                 files = gr.File(label="Downloads: result PNG, progression GIF, solver state", file_count="multiple",
                                 interactive=False, elem_id="downloads")
 
-        def show_params(task_label: str):
+        def show_params(task_label: str, observed_pct: float):
             t = TASK_LABELS[task_label]
             return (gr.update(visible=t == "random-inpaint"), gr.update(visible=t == "super-resolution"),
-                    gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"))
+                    gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"),
+                    default_lpips_weight(generator, t, (observed_pct or 0) / 100))
+
+        def follow_observed(task_label: str, observed_pct: float):
+            return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
 
         def on_upload(value):
             path = value.get("background") if isinstance(value, dict) else None
@@ -192,7 +197,8 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                     if stop_flags.get(request.session_hash) is flag:
                         del stop_flags[request.session_hash]
 
-        task.change(show_params, task, [observed, factor, sigma, measurements])
+        task.change(show_params, [task, observed], [observed, factor, sigma, measurements, lpips_w])
+        observed.change(follow_observed, [task, observed], lpips_w)
         editor.upload(on_upload, editor, [crop, crop_note])
         example_pick.change(on_example, example_pick, [editor, crop, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]

@@ -4,7 +4,12 @@ one ILO step, against this machine's measured matmul throughput.
 For each split: FLOPs of forward + input-gradient (counted with torch's FlopCounterMode),
 median ms of that pass, median ms of one full ILO step (objective, backward, Adam,
 projections) with MSE only and with MSE + LPIPS, and the ratios step / pass and
-pass / FLOP-limit (FLOPs / measured 2048^2 float32 matmul throughput).
+pass / FLOP-limit (FLOPs / measured 2048^2 float32 matmul throughput), and the peak
+memory of the pass (process RSS high-water mark on CPU, allocator peak on CUDA).
+
+The same table is measured for the in-repo straightforward implementation of the same
+weights ("reference": the tutorial's nn.Sequential DCGAN with BatchNorm, or StyleGAN-2
+with per-sample modulated weights and grouped convolutions), in the same run.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ilo_core.config import SolverConfig
-from ilo_core.generators import SplitGenerator, StyleGAN2Generator, load_generator, resolve_device
+from ilo_core.generators import DCGANGenerator, SplitGenerator, StyleGAN2Generator, load_generator, resolve_device
+from ilo_core.generators.dcgan import ASSET, TutorialDCGAN
 from ilo_core.operators import SuperResolution
 from ilo_core.solver import ILOSolver
 
@@ -44,14 +51,65 @@ def matmul_gflops(device: torch.device, n: int = 2048) -> float:
     return 2 * n**3 / (ms / 1000) / 1e9
 
 
-def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float, lpips: bool = True) -> list[dict]:
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def peak_memory_mb(fn, device: torch.device) -> tuple[float | None, float | None]:
+    """(peak, peak - before) in MB while fn() runs: CUDA allocator peak, or on Linux the
+    process's resident high-water mark (reset through /proc/self/clear_refs)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated(device)
+        return peak / 2**20, (peak - before) / 2**20
+    try:
+        before = _status_kb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")
+        fn()
+        peak = _status_kb("VmHWM")
+    except OSError:
+        return None, None
+    return peak / 1024, (peak - before) / 1024
+
+
+def reference_of(gen: SplitGenerator) -> SplitGenerator | None:
+    """The straightforward implementation with the same weights (None if there is none)."""
+    if isinstance(gen, DCGANGenerator) and not isinstance(gen, TutorialDCGAN):
+        return TutorialDCGAN.load(ASSET, gen.device)
+    if isinstance(gen, StyleGAN2Generator) and not gen.reference_ops:
+        ref = StyleGAN2Generator(**gen.config, reference_ops=True)
+        ref.load_state_dict(gen.state_dict())
+        for name in ("gauss_mean", "gauss_std", "latent_avg"):
+            getattr(ref, name).copy_(getattr(gen, name))
+        return ref.freeze().to(gen.device)
+    return None
+
+
+def random_stylegan(size: int, channel_multiplier: int, device: torch.device) -> StyleGAN2Generator:
+    """A StyleGAN-2 of any config with random weights (timing only)."""
+    gen = StyleGAN2Generator(size, channel_multiplier=channel_multiplier)
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.normal_(0, 0.5 if p.ndim else 0.1)
+    return gen.freeze().to(device)
+
+
+def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float, lpips: bool = True,
+                    splits: list[int] | None = None) -> list[dict]:
     rows = []
     device = gen.device
     v = gen.sample_variables(1, torch.Generator(device=device).manual_seed(0))
     target = SuperResolution(4, gen.resolution)
     with torch.no_grad():
         y = target.A(gen.render(v))
-    for split in range(min(4, gen.num_layers)):
+    for split in (splits if splits is not None else range(min(4, gen.num_layers))):
         state = gen.state_at(split, v)
         leaves = {k: t.detach().clone().requires_grad_(True) for k, t in (state.items() if split else v.items())}
 
@@ -65,8 +123,10 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float,
             pass_fn()
         flops = counter.get_total_flops()
         pass_ms = _median_ms(pass_fn, repeats, device=device)
+        peak_mb, peak_delta_mb = peak_memory_mb(pass_fn, device)
         row = {"generator": name, "split": split, "gflop": flops / 1e9, "pass_ms": pass_ms,
-               "pass_vs_flop_limit": pass_ms / (flops / gflops / 1e6) if flops else float("nan")}
+               "pass_vs_flop_limit": pass_ms / (flops / gflops / 1e6) if flops else float("nan"),
+               "peak_mb": peak_mb, "peak_delta_mb": peak_delta_mb}
         for label, lw in (("step_mse_ms", 0.0), ("step_mse_lpips_ms", 1.0)):
             if lw and not lpips:
                 continue
@@ -88,34 +148,49 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float,
     return rows
 
 
+COLUMNS = ["split", "gflop", "pass_ms", "pass_vs_flop_limit", "step_mse_ms", "step_mse_lpips_ms", "step_vs_pass",
+           "step_lpips_vs_pass", "peak_mb", "peak_delta_mb"]
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(" | ".join(COLUMNS))
+    for r in rows:
+        print(" | ".join(f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in COLUMNS))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", default="default", help="'default', a checkpoint path, or 'stylegan2-SIZE-CM' (random weights)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--splits", default=None, help="comma-separated split points (default: the first four)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the straightforward implementation")
     parser.add_argument("--json", help="write the rows as JSON")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     if args.generator.startswith("stylegan2-"):
         _, size, cm = args.generator.split("-")
-        gen = StyleGAN2Generator(int(size), channel_multiplier=int(cm)).to(device)
-        with torch.no_grad():
-            for p in gen.parameters():
-                p.normal_(0, 0.5 if p.ndim else 0.1)
-        gen.freeze()
+        gen = random_stylegan(int(size), int(cm), device)
     else:
         gen = load_generator(args.generator, device)
+    splits = [int(s) for s in args.splits.split(",")] if args.splits else None
     gflops = matmul_gflops(device)
     print(f"device {device}, float32 matmul {gflops:.1f} GFLOP/s, {torch.get_num_threads()} threads")
-    rows = bench_generator(gen, args.generator, args.repeats, gflops)
-    cols = ["split", "gflop", "pass_ms", "pass_vs_flop_limit", "step_mse_ms", "step_mse_lpips_ms", "step_vs_pass",
-            "step_lpips_vs_pass"]
-    print(" | ".join(cols))
-    for r in rows:
-        print(" | ".join(f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols))
+    rows = bench_generator(gen, args.generator, args.repeats, gflops, splits=splits)
+    print_table(f"{args.generator}: this engine", rows)
+    ref = None if args.no_reference else reference_of(gen)
+    ref_rows = []
+    if ref is not None:
+        del gen  # one generator in memory at a time (1024 px config-f)
+        ref_rows = bench_generator(ref, args.generator + " (reference)", args.repeats, gflops, lpips=False,
+                                   splits=splits)
+        print_table(f"{args.generator}: straightforward reference implementation", ref_rows)
+        print("\nspeed-up of the generator pass over the reference: " + ", ".join(
+            f"split {a['split']} {b['pass_ms'] / a['pass_ms']:.2f}x" for a, b in zip(rows, ref_rows)))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"matmul_gflops": gflops, "rows": rows}, f, indent=2)
+            json.dump({"matmul_gflops": gflops, "rows": rows, "reference_rows": ref_rows}, f, indent=2)
     return 0
 
 

@@ -59,6 +59,10 @@ class Operator(nn.Module):
         """The image LPIPS compares for measurements y, given the current generation."""
         return None
 
+    # True when perceptual_view(y, current) does not depend on `current`: the solver then
+    # computes the LPIPS features of the observation's view once per solve.
+    perceptual_view_is_fixed: bool = False
+
 
 class Inpainting(Operator):
     """Keep the observed pixels: A(x) = x * keep, keep [1, 1, H, W] bool (True = observed)."""
@@ -152,6 +156,8 @@ class SuperResolution(Operator):
     def observation_image(self, y: Tensor) -> Tensor:
         return F.interpolate(y, scale_factor=self.factor, mode="nearest")
 
+    perceptual_view_is_fixed = True
+
     def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
         return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
 
@@ -188,6 +194,8 @@ class Denoising(Operator):
 
     def observation_image(self, y: Tensor) -> Tensor:
         return y
+
+    perceptual_view_is_fixed = True
 
     def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
         return y

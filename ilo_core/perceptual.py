@@ -64,7 +64,9 @@ def build_lpips(net: str = "alex") -> nn.Module:
 
 @functools.lru_cache(maxsize=8)
 def _shared_lpips(net: str, device: str) -> nn.Module:
-    return build_lpips(net).to(device)
+    # channels-last: batch-1 convolutions on small maps then take oneDNN's kernels instead
+    # of the slow im2col path (2x faster forward + backward at 64 px on CPU, measured)
+    return build_lpips(net).to(device).to(memory_format=torch.channels_last)
 
 
 def get_lpips(net: str = "alex", device: str | torch.device = "cpu") -> nn.Module:
@@ -74,19 +76,42 @@ def get_lpips(net: str = "alex", device: str | torch.device = "cpu") -> nn.Modul
 
 
 class PerceptualDistance(nn.Module):
-    """LPIPS distance per batch item between images in [-1, 1], at `size` x `size` pixels."""
+    """LPIPS distance per batch item between images in [-1, 1], at `size` x `size` pixels.
+
+    `features(x)` and `distance(fa, fb)` split the computation so that a fixed target's
+    features are computed once (the solver does this when the target does not change).
+    The spatial mean is taken before the calibrated 1x1 layer (both are linear), which
+    equals lpips.LPIPS's order of operations up to float rounding.
+    """
 
     def __init__(self, net: str = "alex", size: int | None = 256, device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.net_name, self.size = net, size
         self.model = get_lpips(net, device)
+        self.weights = [lin.model[-1].weight.flatten() for lin in self.model.lins]  # [C_k] each
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Unit-length backbone features (per pixel, over channels) of x [B, 3, H, W] in [-1, 1]."""
+        if self.size is not None and x.shape[-1] != self.size:
+            x = resize(x, self.size)
+        outs = self.model.net(self.model.scaling_layer(x).contiguous(memory_format=torch.channels_last))
+        return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10) for f in outs]
+
+    def distance(self, fa: list[Tensor], fb: list[Tensor]) -> Tensor:
+        """LPIPS from two feature lists (see `features`) -> [B]."""
+        total = 0
+        for w, a, b in zip(self.weights, fa, fb):
+            total = total + (a - b).square().mean((2, 3)) @ w
+        return total
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """a, b: [B, 3, H, W] in [-1, 1] -> [B]."""
-        if self.size is not None and a.shape[-1] != self.size:
-            a = resize(a, self.size)
-            b = resize(b, self.size)
-        return self.model(a, b, normalize=False).flatten()
+        if b.requires_grad:
+            fb = self.features(b)
+        else:
+            with torch.no_grad():
+                fb = self.features(b)
+        return self.distance(self.features(a), fb)
 
 
 def resize(x: Tensor, size: int) -> Tensor:

@@ -65,12 +65,17 @@ def from_observation(task: str, image: Tensor, size: int, **params) -> Problem:
 def evaluate(result: Tensor, problem: Problem, lpips_distance: PerceptualDistance | None = None) -> dict:
     """Report of a result [1, 3, R, R] in [-1, 1]: measurement MSE, and against the clean
     image (when known) MSE and PSNR in [0, 1] units and LPIPS (alex)."""
+    return evaluate_batch(result, problem, lpips_distance)[0]
+
+
+def evaluate_batch(result: Tensor, problem: Problem, lpips_distance: PerceptualDistance | None = None) -> list[dict]:
+    """`evaluate` for each item of a batch of results [B, 3, R, R] of a batched problem."""
     with torch.no_grad():
-        report: dict = {"measurement_mse": float(measurement_mse(problem.operator.A(result), problem.observation)[0])}
+        meas = measurement_mse(problem.operator.A(result), problem.observation)
         if problem.clean is None:
-            report.update(mse=None, psnr=None, lpips=None)
-            return report
-        mse = float(mse01(result, problem.clean)[0])
+            return [{"measurement_mse": float(m), "mse": None, "psnr": None, "lpips": None} for m in meas]
+        mse = mse01(result, problem.clean)
         lp = lpips_distance or PerceptualDistance("alex", size=None, device=result.device)
-        report.update(mse=mse, psnr=psnr_from_mse(mse), lpips=float(lp(result.clamp(-1, 1), problem.clean)[0]))
-    return report
+        dist = lp(result.clamp(-1, 1), problem.clean)
+    return [{"measurement_mse": float(m), "mse": float(e), "psnr": psnr_from_mse(float(e)), "lpips": float(d)}
+            for m, e, d in zip(meas, mse, dist)]

@@ -84,6 +84,7 @@ class ILOSolver:
         self.batch = self.y.shape[0]
         cfg = self.config
         self.lpips: PerceptualDistance | None = None
+        self._lpips_target: list[Tensor] | None = None
         if cfg.lpips_weight > 0:
             view = getattr(operator, "perceptual_view", None)
             probe = torch.zeros(1, 3, generator.resolution, generator.resolution, device=generator.device)
@@ -92,6 +93,9 @@ class ILOSolver:
                                  f"{type(operator).__name__} does not have: set lpips_weight to 0")
             size = None if cfg.lpips_size is None else min(cfg.lpips_size, max(generator.resolution, 64))
             self.lpips = PerceptualDistance(cfg.lpips_net, size, generator.device)
+            if getattr(operator, "perceptual_view_is_fixed", False):  # the target's features, once
+                with torch.no_grad():
+                    self._lpips_target = self.lpips.features(view(self.y, probe.expand(self.batch, -1, -1, -1)))
         self.sna = getattr(operator, "stochastic_noise_addition", None) if cfg.sna else None
         if cfg.sna and self.sna is None:
             raise ValueError("stochastic noise addition needs a denoising operator with a known sigma")
@@ -111,7 +115,10 @@ class ILOSolver:
         total = cfg.mse_weight * mse
         if self.lpips is not None:
             view = self.operator.perceptual_view
-            lp = self.lpips(view(ax, x_loss), view(self.y, x))
+            if self._lpips_target is not None:
+                lp = self.lpips.distance(self.lpips.features(view(ax, x_loss)), self._lpips_target)
+            else:
+                lp = self.lpips(view(ax, x_loss), view(self.y, x))
             terms["lpips"] = lp
             total = total + cfg.lpips_weight * lp
         rows = self.generator.latent_rows(split)

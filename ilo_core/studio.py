@@ -140,8 +140,8 @@ def build_config(generator: SplitGenerator, task: str, method: str, *, steps: li
         cfg.l1_projection = bool(l1_projection)
     if cfg.mse_weight > 0:
         cfg.mse_weight = float(mse_weight)
-    if cfg.lpips_weight > 0:
-        cfg.lpips_weight = float(lpips_weight)
+    if cfg.lpips_weight > 0 or (cfg.method == "ilo" and task != "compressed-sensing"):
+        cfg.lpips_weight = float(lpips_weight)  # ILO: the slider rules (it follows the task's default)
     try:
         return cfg.validate(generator.num_layers)
     except ValueError as err:

@@ -91,3 +91,31 @@ class DCGANGenerator(SplitGenerator):
         info = super().describe()
         info["state_shapes"] = [(self.nz,), (512, 4, 4), (256, 8, 8), (128, 16, 16), (64, 32, 32)]
         return info
+
+
+class TutorialDCGAN(DCGANGenerator):
+    """The straightforward implementation, for tests and the benchmark's "before" numbers:
+    the PyTorch tutorial's ConvTranspose2d / BatchNorm2d (eval) / ReLU modules, BN not folded."""
+
+    def __init__(self, state_dict: dict[str, Tensor]) -> None:
+        super().__init__(state_dict)
+        self.stages = nn.ModuleList()
+        for i in range(self.num_layers):
+            w = state_dict[f"main.{3 * i}.weight"].float()
+            conv = nn.ConvTranspose2d(w.shape[0], w.shape[1], 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False)
+            conv.weight.data.copy_(w)
+            layers: list[nn.Module] = [conv]
+            if i < self.num_layers - 1:
+                bn = nn.BatchNorm2d(w.shape[1])
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, name).data.copy_(state_dict[f"main.{3 * i + 1}.{name}"].float())
+                layers += [bn, nn.ReLU()]
+            else:
+                layers.append(nn.Tanh())
+            self.stages.append(nn.Sequential(*layers))
+        self.freeze()
+
+    def advance(self, split: int, state: State, variables: Variables) -> State:
+        self._check_split(split)
+        x = variables["latent"][:, :, None, None] if split == 0 else state["features"]
+        return {"features": self.stages[split](x)}

@@ -108,10 +108,19 @@ class Upsample(nn.Module):
 
 
 class ModulatedConv2d(nn.Module):
-    """Style-modulated convolution (grouped over the batch), optional 2x upsampling."""
+    """Style-modulated convolution, optional 2x upsampling.
+
+    Fast path (default): scale the input channels by the style, convolve with the shared
+    weight, scale the output channels by the demodulation coefficients. This is the same
+    linear map as modulating the weight per sample, but batches become one ordinary
+    convolution and the backward pass needs no gradient of a per-sample weight (the
+    style's gradient comes from the input gradient, which is computed anyway).
+    `reference_ops=True` keeps the straightforward per-sample weight with a grouped
+    convolution (rosinality's fused path), for tests and the benchmark.
+    """
 
     def __init__(self, cin: int, cout: int, k: int, style_dim: int, demodulate: bool = True,
-                 upsample: bool = False, taps: list[int] = (1, 3, 3, 1)) -> None:
+                 upsample: bool = False, taps: list[int] = (1, 3, 3, 1), reference_ops: bool = False) -> None:
         super().__init__()
         self.upsample = upsample
         if upsample:
@@ -124,9 +133,40 @@ class ModulatedConv2d(nn.Module):
         self.padding = k // 2
         self.demodulate = demodulate
         self.cin, self.cout, self.k = cin, cout, k
+        self.reference_ops = reference_ops
+        # derived from `weight` by prepare() once the weights are final (not saved)
+        self.register_buffer("conv_weight", None, persistent=False)     # scaled, in F.conv*'s layout
+        self.register_buffer("weight_sq", None, persistent=False)       # [Cout, Cin]: sum_k (scale W)^2
+
+    def prepare(self) -> None:
+        """Precompute the fast path's weight layout and demodulation table (after loading)."""
+        with torch.no_grad():
+            self.conv_weight, self.weight_sq = self._derived_weights()
+
+    def _derived_weights(self) -> tuple[Tensor, Tensor]:
+        weight = self.scale * self.weight[0]  # [Cout, Cin, k, k]
+        return (weight.transpose(0, 1) if self.upsample else weight).contiguous(), weight.square().sum((2, 3))
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W']."""
+        if self.reference_ops:
+            return self._forward_reference(x, w)
+        # prepared by the generator's freeze(); computed here for a module that is not frozen
+        conv_weight, weight_sq = ((self.conv_weight, self.weight_sq) if self.conv_weight is not None
+                                  else self._derived_weights())
+        b = x.shape[0]
+        style = self.modulation(w)  # [B, Cin]
+        x = x * style.view(b, self.cin, 1, 1)
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, conv_weight, stride=2))
+        else:
+            out = F.conv2d(x, conv_weight, padding=self.padding)
+        if self.demodulate:
+            demod = torch.rsqrt(style.square() @ weight_sq.t() + 1e-8)  # [B, Cout]
+            out = out * demod.view(b, self.cout, 1, 1)
+        return out
+
+    def _forward_reference(self, x: Tensor, w: Tensor) -> Tensor:
         b, _, h, wd = x.shape
         style = self.modulation(w).view(b, 1, self.cin, 1, 1)
         weight = self.scale * self.weight * style  # [B, Cout, Cin, k, k]
@@ -161,9 +201,10 @@ class FusedLeakyReLU(nn.Module):
 
 
 class StyledConv(nn.Module):
-    def __init__(self, cin: int, cout: int, k: int, style_dim: int, upsample: bool = False) -> None:
+    def __init__(self, cin: int, cout: int, k: int, style_dim: int, upsample: bool = False,
+                 reference_ops: bool = False) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(cin, cout, k, style_dim, upsample=upsample)
+        self.conv = ModulatedConv2d(cin, cout, k, style_dim, upsample=upsample, reference_ops=reference_ops)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(cout)
 
@@ -172,11 +213,11 @@ class StyledConv(nn.Module):
 
 
 class ToRGB(nn.Module):
-    def __init__(self, cin: int, style_dim: int, upsample: bool = True) -> None:
+    def __init__(self, cin: int, style_dim: int, upsample: bool = True, reference_ops: bool = False) -> None:
         super().__init__()
         if upsample:
             self.upsample = Upsample([1, 3, 3, 1])
-        self.conv = ModulatedConv2d(cin, 3, 1, style_dim, demodulate=False)
+        self.conv = ModulatedConv2d(cin, 3, 1, style_dim, demodulate=False, reference_ops=reference_ops)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:
@@ -201,7 +242,7 @@ class StyleGAN2Generator(SplitGenerator):
     kind = "stylegan2"
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                 lr_mlp: float = 0.01) -> None:
+                 lr_mlp: float = 0.01, reference_ops: bool = False) -> None:
         super().__init__()
         if size < 8 or size & (size - 1):
             raise ValueError(f"StyleGAN-2 size must be a power of two >= 8, got {size}")
@@ -212,8 +253,10 @@ class StyleGAN2Generator(SplitGenerator):
         self.style = nn.Sequential(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True)
                                                    for _ in range(n_mlp)])
         self.input = ConstantInput(ch[4])
-        self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim)
-        self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False)
+        self.reference_ops = reference_ops  # the straightforward ops (see ModulatedConv2d)
+        ops = dict(reference_ops=reference_ops)
+        self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim, **ops)
+        self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False, **ops)
         self.log_size = int(math.log2(size))
         self.num_layers = self.log_size - 1
         self.n_latent = self.log_size * 2 - 2
@@ -227,9 +270,9 @@ class StyleGAN2Generator(SplitGenerator):
         cin = ch[4]
         for i in range(3, self.log_size + 1):
             cout = ch[2**i]
-            self.convs.append(StyledConv(cin, cout, 3, style_dim, upsample=True))
-            self.convs.append(StyledConv(cout, cout, 3, style_dim))
-            self.to_rgbs.append(ToRGB(cout, style_dim))
+            self.convs.append(StyledConv(cin, cout, 3, style_dim, upsample=True, **ops))
+            self.convs.append(StyledConv(cout, cout, 3, style_dim, **ops))
+            self.to_rgbs.append(ToRGB(cout, style_dim, **ops))
             cin = cout
         self.register_buffer("gauss_mean", torch.zeros(style_dim), persistent=False)
         self.register_buffer("gauss_std", torch.ones(style_dim), persistent=False)
@@ -238,10 +281,11 @@ class StyleGAN2Generator(SplitGenerator):
     # --- loading -----------------------------------------------------------------------
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Tensor], latent_avg: Tensor | None = None,
-                        fit_samples: int = 10_000, cache_dir: str | Path | None = None) -> "StyleGAN2Generator":
+                        fit_samples: int = 10_000, cache_dir: str | Path | None = None,
+                        reference_ops: bool = False) -> "StyleGAN2Generator":
         """Build from a rosinality `g_ema` state dict (strict), infer size/channels/n_mlp."""
         config = infer_config(state_dict)
-        gen = cls(**config)
+        gen = cls(**config, reference_ops=reference_ops)
         missing, unexpected = gen.load_state_dict(state_dict, strict=False)
         if missing or unexpected:
             raise ValueError(f"not a rosinality StyleGAN-2 state dict: missing {missing[:5]}, "
@@ -286,6 +330,14 @@ class StyleGAN2Generator(SplitGenerator):
                 pass  # a read-only home only costs the refit next time
         self.gauss_mean.copy_(fit["mean"])
         self.gauss_std.copy_(fit["std"])
+
+    def freeze(self) -> "StyleGAN2Generator":
+        """Eval mode, no parameter gradients, and the fast path's derived weights. Returns self."""
+        super().freeze()
+        for module in self.modules():
+            if isinstance(module, ModulatedConv2d):
+                module.prepare()
+        return self
 
     @property
     def device(self) -> torch.device:

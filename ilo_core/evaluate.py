@@ -1,0 +1,328 @@
+"""Reproduce the paper's comparisons (Figure 2, Table 1) on any generator with one command.
+
+    python -m ilo_core.evaluate [--generator default|PATH] [--images DIR] [--quick] --out DIR
+
+Every image x task x level x method x seed becomes one record of `DIR/results.json`
+(true MSE and PSNR in [0, 1] pixel units, LPIPS alex, measurement MSE, seconds, steps);
+`DIR/report.md` holds the tables, Figure-2-style plots and a contact sheet
+(`ilo_core.report`). Observations are synthesized from clean images with recorded
+seeds, so every number can be reproduced. All iterative methods get the same total
+number of steps (ILO: `steps_per_layer` on each of four layers; CSGM: the sum).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+from ilo_core.config import SolverConfig
+from ilo_core.defaults import default_config
+from ilo_core.facecrop import face_box
+from ilo_core.generators import load_generator
+from ilo_core.generators.base import SplitGenerator
+from ilo_core.images import ImageError, center_square, open_image, pil_to_tensor, save_image_atomic
+from ilo_core.perceptual import PerceptualDistance
+from ilo_core.problems import Problem, evaluate_batch, simulate
+from ilo_core.solver import ILOSolver
+
+ROOT = Path(__file__).resolve().parent.parent
+FACES_DIR = ROOT / "assets" / "faces"
+HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
+METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo", "ilo-noproj", "bm3d")
+CSGM_METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One task at one measurement level."""
+
+    task: str                     # operator task name (ilo_core.operators.TASKS)
+    level: str                    # label: "10%", "sigma 25", "x4", "box", ...
+    x: float                      # numeric level for plots (%, sigma, factor; 0 for masks)
+    params: dict = field(default_factory=dict, hash=False)  # build_operator parameters
+
+
+@dataclass
+class EvalImage:
+    """A clean evaluation image [1, 3, R, R] in [-1, 1]."""
+
+    name: str
+    kind: str                     # "face" (real photo), "sample" (held-out generator sample) or "user"
+    image: Tensor
+
+
+def grid(resolution: int, quick: bool = False) -> list[Setting]:
+    """The paper's tasks and levels (section 4.3), or a small subset for `--quick`."""
+    settings: list[Setting] = []
+    for p in ([0.10] if quick else [0.01, 0.05, 0.10, 0.25, 0.50]):
+        settings.append(Setting("random-inpaint", f"{p:.0%}", 100 * p, {"observed": p}))
+    for shape in (["box"] if quick else ["box", "strokes"]):
+        settings.append(Setting("inpaint", shape, 0.0, {"mask": inpainting_mask(shape, resolution)}))
+    for sigma in ([25] if quick else [5, 15, 25, 50, 100]):
+        settings.append(Setting("denoise", f"sigma {sigma}", float(sigma), {"sigma": float(sigma)}))
+    factors = [4] if quick else [2, 4, 8] + ([16, 32] if resolution >= 512 else [])
+    for f in factors:
+        if resolution % f == 0:
+            settings.append(Setting("super-resolution", f"x{f}", float(f), {"factor": f}))
+    for m in ([0.10] if quick else [0.01, 0.05, 0.10, 0.25]):
+        settings.append(Setting("compressed-sensing", f"{m:.0%}", 100 * m, {"measurements": m}))
+    return settings
+
+
+def inpainting_mask(shape: str, size: int, seed: int = 7) -> Tensor:
+    """[size, size] bool, True = missing: "box" covers mouth and chin; "strokes" are three
+    painted brush strokes (fixed seed) like a person paints in the app."""
+    if shape == "box":
+        mask = torch.zeros(size, size, dtype=torch.bool)
+        mask[int(0.55 * size):int(0.85 * size), int(0.25 * size):int(0.75 * size)] = True
+        return mask
+    if shape == "strokes":
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        rng = np.random.default_rng(seed)
+        for _ in range(3):
+            points = [tuple(float(v) for v in rng.uniform(0.15, 0.85, 2) * size) for _ in range(3)]
+            draw.line(points, fill=255, width=max(2, size // 10), joint="curve")
+        return torch.from_numpy(np.array(canvas) > 127)
+    raise ValueError(f"unknown mask shape {shape!r}")
+
+
+def applicable(method: str, task: str) -> bool:
+    """BM3D only denoises; compressed sensing has no image view for LPIPS."""
+    if method == "bm3d":
+        return task == "denoise" and bm3d_available()
+    if task == "compressed-sensing":
+        return method in ("csgm-mse", "ilo", "ilo-noproj")
+    return True
+
+
+def bm3d_available() -> bool:
+    try:
+        import bm3d  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def method_config(generator: SplitGenerator, setting: Setting, method: str, steps_per_layer: int,
+                  sna: bool | None = None) -> SolverConfig:
+    """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls."""
+    base = "ilo" if method.startswith("ilo") else method
+    rounds = min(4, generator.num_layers)
+    overrides: dict = {"preview_every": 1_000_000}
+    if method == "ilo-noproj":
+        overrides["l1_projection"] = False
+    if sna is not None:
+        overrides["sna"] = sna
+    return default_config(generator, setting.task, base, observed=setting.params.get("observed"),
+                          steps=[steps_per_layer] * rounds, **overrides)
+
+
+def bm3d_denoise(observation: Tensor, sigma255: float) -> Tensor:
+    """BM3D (the PyPI `bm3d` package) on each noisy image [B, 3, R, R] in [-1, 1]."""
+    import bm3d
+
+    out = []
+    for y in observation.detach().cpu():
+        y01 = ((y.permute(1, 2, 0).numpy() + 1) / 2).astype(np.float64)
+        z = bm3d.bm3d_rgb(y01, sigma255 / 255.0)
+        out.append(torch.from_numpy(np.clip(z, 0, 1)).permute(2, 0, 1).float() * 2 - 1)
+    return torch.stack(out).to(observation.device)
+
+
+def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, samples: int,
+                      faces: int | None = None) -> list[EvalImage]:
+    """The user's images (face-cropped), else the faces in assets/, then held-out generator samples."""
+    size = generator.resolution
+    images: list[EvalImage] = []
+    if images_dir is not None:
+        folder = Path(images_dir)
+        if not folder.is_dir():
+            raise ValueError(f"--images: {folder} is not a folder")
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise ValueError(f"--images: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        kind = "user"
+    else:
+        paths, kind = sorted(FACES_DIR.glob("*.png")), "face"
+    for path in paths[:faces]:
+        try:
+            photo = open_image(path)
+        except ImageError as err:
+            raise ValueError(f"{path.name}: {err}") from None
+        box, _ = face_box(photo)
+        crop = center_square(photo, box).resize((size, size), Image.LANCZOS)
+        images.append(EvalImage(path.stem, kind, pil_to_tensor(crop).to(generator.device)))
+    with torch.no_grad():
+        for i in range(samples):
+            rng = torch.Generator(device=generator.device).manual_seed(HELD_OUT_SEED + i)
+            image = generator.render(generator.sample_variables(1, rng)).clamp(-1, 1)
+            images.append(EvalImage(f"sample{HELD_OUT_SEED + i}", "sample", image))
+    if not images:
+        raise ValueError("no evaluation images: give --images DIR or --samples N > 0")
+    return images
+
+
+def solve_batch(generator: SplitGenerator, problem: Problem, config: SolverConfig) -> Tensor:
+    """The best iterate of every item [B, 3, R, R]; items without a finite iterate are NaN."""
+    solver = ILOSolver(generator, problem.operator, problem.observation, config)
+    for _ in solver.run():
+        pass
+    nan = torch.full_like(problem.observation.new_empty(1, 3, generator.resolution, generator.resolution), math.nan)
+    return torch.cat([nan.cpu() if b is None else b.image for b in solver.best]).to(generator.device)
+
+
+def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalImage], methods: list[str],
+                steps_per_layer: int, seed: int, lpips: PerceptualDistance, *, experiment: str = "grid",
+                sna: bool | None = None, label_suffix: str = "") -> tuple[list[dict], dict[str, Tensor], Problem]:
+    """Solve one setting for all images at once (a batch); one record per image and method.
+
+    Returns the records, each method's reconstructions [B, 3, R, R] and the problem.
+    """
+    clean = torch.cat([im.image for im in images])
+    problem = simulate(setting.task, clean, seed=seed, **setting.params)
+    records, results = [], {}
+    for method in methods:
+        if not applicable(method, setting.task):
+            continue
+        t0 = time.perf_counter()
+        if method == "bm3d":
+            result, steps = bm3d_denoise(problem.observation, setting.params["sigma"]), 0
+        else:
+            config = method_config(generator, setting, method, steps_per_layer, sna)
+            result, steps = solve_batch(generator, problem, config), config.total_steps
+        seconds = (time.perf_counter() - t0) / len(images)
+        results[method + label_suffix] = result.cpu()
+        for image, metrics in zip(images, evaluate_batch(result, problem, lpips)):
+            records.append({"experiment": experiment, "image": image.name, "image_kind": image.kind,
+                            "task": setting.task, "level": setting.level, "x": setting.x,
+                            "method": method + label_suffix, "seed": seed, "steps": steps,
+                            "seconds": round(seconds, 3), "batch": len(images), **metrics})
+    return records, results, problem
+
+
+def write_json_atomic(data: dict, path: Path) -> None:
+    """Write JSON whole or not at all."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, allow_nan=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_sheet_row(out: Path, key: str, clean: Tensor, observation: Tensor, results: dict[str, Tensor]) -> None:
+    """The first image's clean / observation / reconstructions as PNGs under out/images/."""
+    folder = out / "images"
+    folder.mkdir(exist_ok=True)
+    save_image_atomic(clean[:1].cpu(), folder / f"{key}__clean.png")
+    save_image_atomic(observation[:1].cpu(), folder / f"{key}__observation.png")
+    for method, image in results.items():
+        if torch.isfinite(image[:1]).all():
+            save_image_atomic(image[:1].cpu(), folder / f"{key}__{method}.png")
+
+
+def run(generator: SplitGenerator, out: Path, *, images: list[EvalImage], settings: list[Setting],
+        methods: list[str], steps_per_layer: int, seeds: list[int], sna_ablation: bool, meta: dict,
+        log=print) -> dict:
+    """Run the grid (and the SNA ablation), writing results.json after every setting."""
+    out.mkdir(parents=True, exist_ok=True)
+    lpips = PerceptualDistance("alex", size=None, device=generator.device)
+    data = {"meta": meta, "records": []}
+    jobs = [(s, seed, "grid", None, "") for s in settings for seed in seeds]
+    if sna_ablation:
+        sna_setting = Setting("denoise", "sigma 30", 30.0, {"sigma": 30.0})
+        for sna in (False, True):
+            jobs += [(sna_setting, seed, "sna-ablation", sna, "+sna" if sna else "") for seed in seeds]
+    t_start = time.perf_counter()
+    for i, (setting, seed, experiment, sna, suffix) in enumerate(jobs):
+        job_methods = ["csgm-mse", "ilo"] if experiment == "sna-ablation" else methods
+        t0 = time.perf_counter()
+        records, results, problem = run_setting(generator, setting, images, job_methods, steps_per_layer, seed,
+                                                lpips, experiment=experiment, sna=sna, label_suffix=suffix)
+        data["records"].extend(records)
+        data["meta"]["seconds_total"] = round(time.perf_counter() - t_start, 1)
+        write_json_atomic(data, out / "results.json")
+        if seed == seeds[0] and experiment == "grid":
+            save_sheet_row(out, f"{setting.task}_{setting.level.replace(' ', '')}", problem.clean,
+                           problem.observation_image(), results)
+        summary = ", ".join(f"{m} {np.mean([r['mse'] for r in records if r['method'] == m]):.4f}"
+                            for m in dict.fromkeys(r["method"] for r in records))
+        log(f"[{i + 1}/{len(jobs)}] {experiment} {setting.task} {setting.level} seed {seed}: "
+            f"true MSE {summary} ({time.perf_counter() - t0:.0f} s)")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ilo_core.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generator", default="default", help="'default' (DigiFace DCGAN) or a StyleGAN-2 .pt")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--images", default=None, help="a folder of your own clean images (default: assets/faces)")
+    parser.add_argument("--samples", type=int, default=None, help="held-out generator samples (default 6; quick 1)")
+    parser.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per layer (default 50; quick 10)")
+    parser.add_argument("--tasks", default=None, help="comma-separated subset of the tasks")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--no-sna-ablation", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
+    parser.add_argument("--out", required=True, help="output folder for results.json, report.md and figures")
+    args = parser.parse_args(argv)
+    from ilo_core.report import write_report
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    steps = args.steps if args.steps is not None else (10 if args.quick else 50)
+    samples = args.samples if args.samples is not None else (1 if args.quick else 6)
+    if steps < 1 or samples < 0 or args.seeds < 1:
+        parser.error("--steps and --seeds must be >= 1, --samples >= 0")
+    try:
+        generator = load_generator(args.generator, args.device)
+        images = evaluation_images(generator, args.images, samples, faces=1 if args.quick else None)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    settings = grid(generator.resolution, args.quick)
+    if args.tasks:
+        wanted = {t.strip() for t in args.tasks.split(",")}
+        settings = [s for s in settings if s.task in wanted]
+        if not settings:
+            parser.error(f"--tasks {args.tasks!r} matches no task")
+    if "bm3d" in methods and not bm3d_available():
+        print("note: the PyPI package bm3d is not installed; BM3D is left out", file=sys.stderr)
+    seeds = list(range(args.seeds))
+    meta = {"command": "python -m ilo_core.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "generator": args.generator, "generator_kind": generator.kind, "resolution": generator.resolution,
+            "device": str(generator.device), "quick": args.quick, "steps_per_layer": steps,
+            "rounds": min(4, generator.num_layers), "total_steps": steps * min(4, generator.num_layers),
+            "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
+            "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = Path(args.out)
+    data = run(generator, out, images=images, settings=settings, methods=methods, steps_per_layer=steps,
+               seeds=seeds, sna_ablation=not args.no_sna_ablation, meta=meta,
+               log=lambda s: print(s, file=sys.stderr, flush=True))
+    report = write_report(out, data)
+    print(f"wrote {out / 'results.json'} ({len(data['records'])} records) and {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The fast paths give the straightforward implementation's results (issue 5: within 1e-4)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import REFERENCE
+from ilo_core.config import SolverConfig
+from ilo_core.generators import StyleGAN2Generator
+from ilo_core.operators import Denoising, SuperResolution
+from ilo_core.perceptual import PerceptualDistance, get_lpips
+from ilo_core.solver import ILOSolver
+
+
+@pytest.fixture(scope="module")
+def stylegan64_reference_ops(tmp_path_factory):
+    return StyleGAN2Generator.load(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"),
+                                   reference_ops=True)
+
+
+def _render_and_grads(gen, variables, split):
+    state = gen.state_at(split, variables) if split else {}
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in (state.items() if split else variables.items())}
+    s = {**state, **leaves} if split else {}
+    vv = variables if split else {**variables, **leaves}
+    image = gen.render_from(split, s, vv)
+    (image * torch.linspace(-1, 1, image.numel(), dtype=image.dtype).view_as(image)).sum().backward()
+    return image.detach(), {k: v.grad for k, v in leaves.items()}
+
+
+@pytest.mark.parametrize("split", [0, 2])
+def test_stylegan_fast_modulation_renders_the_reference_ops_image_within_1e4(stylegan64, stylegan64_reference_ops,
+                                                                             split):
+    variables = stylegan64.sample_variables(2, torch.Generator().manual_seed(3))
+    fast_img, _ = _render_and_grads(stylegan64, variables, split)
+    ref_img, _ = _render_and_grads(stylegan64_reference_ops, variables, split)
+    assert (fast_img - ref_img).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("split", [0, 2])
+def test_stylegan_fast_modulation_is_the_same_map_with_the_same_gradients_in_float64(
+        stylegan64, stylegan64_reference_ops, split):
+    """In float32 the two orders of operations differ by rounding (tiny noise-map gradients
+    by up to a few %, both paths alike against float64); in float64 they must agree."""
+    fast = copy.deepcopy(stylegan64).double().freeze()  # freeze() re-derives the fast weights
+    ref = copy.deepcopy(stylegan64_reference_ops).double()
+    variables = {k: v.double() for k, v in stylegan64.sample_variables(2, torch.Generator().manual_seed(3)).items()}
+    fast_img, fast_grads = _render_and_grads(fast, variables, split)
+    ref_img, ref_grads = _render_and_grads(ref, variables, split)
+    assert (fast_img - ref_img).abs().max() < 1e-10
+    for k in ref_grads:
+        scale = ref_grads[k].abs().max().clamp_min(1e-12)
+        assert ((fast_grads[k] - ref_grads[k]).abs().max() / scale) < 1e-8, k
+
+
+def test_split_lpips_equals_the_lpips_package_forward():
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    for net in ("alex", "vgg"):
+        ours = PerceptualDistance(net, size=None)(a, b)
+        theirs = get_lpips(net)(a, b, normalize=False).flatten()
+        assert torch.allclose(ours, theirs, atol=1e-6), (net, ours, theirs)
+
+
+@pytest.mark.parametrize("operator", [SuperResolution(4, 64), Denoising(25)], ids=["sr", "denoise"])
+def test_cached_lpips_target_features_give_the_uncached_loss(dcgan, operator):
+    y = operator.A(dcgan.render(dcgan.sample_variables(2, torch.Generator().manual_seed(1))))
+    cfg = SolverConfig(steps=(2,), lpips_net="alex", geodesic_weight=0.0)
+    solver = ILOSolver(dcgan, operator, y, cfg)
+    assert solver._lpips_target is not None
+    variables = dcgan.sample_variables(2, torch.Generator().manual_seed(2))
+    cached = solver.objective(0, {}, variables)[1]["lpips"]
+    solver._lpips_target = None
+    direct = solver.objective(0, {}, variables)[1]["lpips"]
+    assert torch.allclose(cached, direct, atol=1e-6)
