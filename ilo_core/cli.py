@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import torch
 
+from ilo_core.atomic import write_json
 from ilo_core.config import METHODS
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
@@ -117,17 +114,13 @@ def run_solve(args: argparse.Namespace) -> dict:
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
               "best_round": best.round_index, **evaluate(result, problem)}
     if args.report is not None:
-        fd, tmp = tempfile.mkstemp(dir=args.report.resolve().parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=2)
-        os.replace(tmp, args.report)
+        write_json(report, args.report)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         report = run_solve(args)
     except (ValueError, ImageError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

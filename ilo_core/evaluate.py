@@ -13,11 +13,8 @@ number of steps (ILO: `steps_per_layer` on each of four layers; CSGM: the sum).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ilo_core.atomic import write_json
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.facecrop import face_box
@@ -214,18 +212,6 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
     return records, results, problem
 
 
-def write_json_atomic(data: dict, path: Path) -> None:
-    """Write JSON whole or not at all."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_sheet_row(out: Path, key: str, clean: Tensor, observation: Tensor, results: dict[str, Tensor]) -> None:
     """The first image's clean / observation / reconstructions as PNGs under out/images/."""
     folder = out / "images"
@@ -257,7 +243,7 @@ def run(generator: SplitGenerator, out: Path, *, images: list[EvalImage], settin
                                                 lpips, experiment=experiment, sna=sna, label_suffix=suffix)
         data["records"].extend(records)
         data["meta"]["seconds_total"] = round(time.perf_counter() - t_start, 1)
-        write_json_atomic(data, out / "results.json")
+        write_json(data, out / "results.json")
         if seed == seeds[0] and experiment == "grid":
             save_sheet_row(out, f"{setting.task}_{setting.level.replace(' ', '')}", problem.clean,
                            problem.observation_image(), results)

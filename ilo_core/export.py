@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ilo_core.atomic import atomic_path
 from ilo_core.images import tensor_to_uint8
 
 
@@ -49,12 +48,6 @@ class FrameRecorder:
         if not frames:
             raise ValueError("no frames were recorded")
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.gif")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".tmp.gif") as tmp:
             iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=int(seconds_per_frame * 1000), loop=0)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path

@@ -9,6 +9,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from ilo_core.atomic import atomic_path
+
 MAX_PIXELS = 40_000_000  # decoded pixel limit: larger uploads are refused, not decoded
 
 
@@ -131,16 +133,7 @@ def load_mask(source: str | Path | Image.Image | np.ndarray, size: int) -> Tenso
 
 def save_image_atomic(x: Tensor | Image.Image, path: str | Path) -> None:
     """Write an image file whole or not at all."""
-    import os
-    import tempfile
-
     path = Path(path)
     image = x if isinstance(x, Image.Image) else tensor_to_pil(x)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

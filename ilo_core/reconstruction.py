@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ilo_core.atomic import atomic_path
 from ilo_core.generators.base import SplitGenerator, State, Variables
 
 
@@ -53,15 +52,8 @@ class Reconstruction:
                 "measurement_mse": repr(self.measurement_mse), "round_index": str(self.round_index),
                 "step": str(self.step), "generator_kind": self.generator_kind,
                 "resolution": str(self.resolution), "config": json.dumps(self.config)}
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "Reconstruction":

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ilo_core.atomic import atomic_path, write_text
 from ilo_core.images import save_image_atomic
 
 CSGM = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips")
@@ -26,7 +27,8 @@ PAPER_RATIO = {("random-inpaint", "5%"): "~2", ("random-inpaint", "10%"): "~2", 
                ("random-inpaint", "50%"): "~2", ("denoise", "sigma 25"): "1.8", ("compressed-sensing", "5%"): "2",
                ("super-resolution", "x16"): "1.65 (vs PULSE)", ("super-resolution", "x32"): "1.4 (vs PULSE)"}
 PAPER_SNA = {"csgm-mse": 19.89, "csgm-mse+sna": 21.38, "ilo": 28.34, "ilo+sna": 32.92}
-MARKERS = {"csgm-mse": "o", "csgm-lpips": "s", "csgm-mse-lpips": "^", "ilo": "*", "ilo-noproj": "x", "bm3d": "d"}
+STYLE = {"csgm-mse": ("o", "tab:blue"), "csgm-lpips": ("s", "tab:orange"), "csgm-mse-lpips": ("^", "tab:green"),
+         "ilo": ("*", "tab:red"), "ilo-noproj": ("x", "tab:purple"), "bm3d": ("d", "tab:brown")}
 
 
 def _mean(values: list[float]) -> float:
@@ -34,9 +36,10 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _std(values: list[float]) -> float:
+def _sem(values: list[float]) -> float:
+    """Standard error of the mean."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.std(finite)) if len(finite) > 1 else 0.0
+    return float(np.std(finite, ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else 0.0
 
 
 def group(records: list[dict], kinds: set[str] | None = None) -> dict[tuple[str, str], dict[str, list[dict]]]:
@@ -103,7 +106,8 @@ def sna_table(records: list[dict]) -> list[str]:
 
 
 def plot_figure(grid: dict, path: Path) -> bool:
-    """True MSE vs level, one panel per task, one line per method, error bars = std across images."""
+    """True MSE vs level, one panel per task, one line per method; error bars: standard error
+    of the mean across images and seeds (clipped above zero on the log axis)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -111,7 +115,8 @@ def plot_figure(grid: dict, path: Path) -> bool:
     except ImportError:
         return False
     tasks = list(dict.fromkeys(task for task, _ in grid))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.9), squeeze=False)
+    handles: dict[str, object] = {}
     for ax, task in zip(axes[0], tasks):
         levels = [lv for t, lv in grid if t == task]
         methods = list(dict.fromkeys(m for lv in levels for m in grid[(task, lv)]))
@@ -122,20 +127,21 @@ def plot_figure(grid: dict, path: Path) -> bool:
                 if rs:
                     xs.append(i)
                     ys.append(_mean([r["mse"] for r in rs]))
-                    es.append(_std([r["mse"] for r in rs]))
-            ax.errorbar(xs, ys, yerr=es, marker=MARKERS.get(m, "."), capsize=3, label=m,
-                        linewidth=2.2 if m == "ilo" else 1.2)
+                    es.append(_sem([r["mse"] for r in rs]))
+            lower = [min(e, 0.9 * y) for e, y in zip(es, ys)]
+            marker, color = STYLE.get(m, (".", None))
+            handles[m] = ax.errorbar(xs, ys, yerr=[lower, es], marker=marker, color=color, capsize=3, label=m,
+                                     linewidth=2.2 if m == "ilo" else 1.2)
         ax.set_xticks(range(len(levels)), levels)
         ax.set_yscale("log")
         ax.set_title(TASK_TITLES.get(task, task), fontsize=9)
         ax.set_ylabel("true MSE ([0, 1] pixels)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return True
 
 
@@ -180,9 +186,13 @@ def write_report(out: Path, data: dict) -> Path:
              f"Samples are generator renders of held-out seeds {meta['held_out_seed']}+i.",
              f"- Observation seeds: {meta['seeds']} (operator randomness = seed, noise = seed + 1).",
              "- Denoising uses Stochastic Noise Addition in every iterative method (the project's default).",
-             "- Metrics against the clean image: true MSE and PSNR in [0, 1] pixel units, LPIPS (alex).", ""]
+             "- Metrics against the clean image: true MSE and PSNR in [0, 1] pixel units, LPIPS (alex). "
+             "All images of a setting are solved as one batch; `seconds` in results.json is the batch's wall "
+             "time divided by its size.", ""]
     if plot_figure(grid, out / "figure2.png"):
-        lines += ["## True MSE vs measurement level (Figure 2 style)", "", "![figure 2](figure2.png)", ""]
+        lines += ["## True MSE vs measurement level (Figure 2 style)", "",
+                  "Means over images and seeds; error bars: standard error of the mean.", "",
+                  "![figure 2](figure2.png)", ""]
     lines += ["## Results", "", "Each cell: true MSE x 1e-3 / PSNR dB / LPIPS, means over images and seeds.", "",
               *results_table(grid, methods), "",
               "## Best CSGM variant / ILO, true MSE ratio (> 1: ILO is better)", "", *ratio_table(main), ""]
@@ -192,9 +202,7 @@ def write_report(out: Path, data: dict) -> Path:
     if contact_sheet(out, keys, methods, out / "contact_sheet.png"):
         lines += ["## Contact sheet (first image)", "", "![contact sheet](contact_sheet.png)", ""]
     path = out / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
+    write_text("\n".join(lines), path)
     return path
 
 

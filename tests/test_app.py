@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,15 @@ def test_out_of_range_controls_are_clear_messages(dcgan):
     assert cfg.steps == (5, 5) and cfg.radii["state"] == [None, 300.0]
 
 
+def test_the_lpips_slider_rules_ilo_on_tasks_with_an_image_view(dcgan):
+    common = dict(radii={"state": [0, 300, 600, 1200]}, observed_pct=10, mse_weight=1, geodesic_weight=0,
+                  lr=0.1, seed=0, steps=[5, 5])
+    assert build_config(dcgan, "inpaint", "ilo", lpips_weight=0.7, **common).lpips_weight == 0.7
+    assert build_config(dcgan, "inpaint", "ilo", lpips_weight=0, **common).lpips_weight == 0
+    assert build_config(dcgan, "compressed-sensing", "ilo", lpips_weight=0.7, **common).lpips_weight == 0
+    assert build_config(dcgan, "inpaint", "csgm-mse", lpips_weight=0.7, **common).lpips_weight == 0
+
+
 def test_crop_preview_shows_the_face_crop():
     image, note = crop_preview(FACE, 64)
     assert image.shape == (64, 64, 3) and ("face detector" in note or "centre crop" in note)
@@ -139,7 +149,6 @@ def test_stop_keeps_the_best_result(dcgan, tmp_path):
 
 # --- end to end: a launched app driven by gradio_client ---------------------------------
 
-from pathlib import Path  # noqa: E402
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REFERENCE
-from ilo_core.generators import DCGANGenerator, StyleGAN2Generator, load_generator
+from ilo_core.generators import StyleGAN2Generator, load_generator
 
 
 @pytest.mark.parametrize("manifest", ["stylegan2_64_cm1_keys.json", "stylegan2_256_cm2_keys.json",

@@ -75,3 +75,30 @@ def test_cached_lpips_target_features_give_the_uncached_loss(dcgan, operator):
     solver._lpips_target = None
     direct = solver.objective(0, {}, variables)[1]["lpips"]
     assert torch.allclose(cached, direct, atol=1e-6)
+
+
+def test_folded_dcgan_equals_the_tutorial_modules_at_every_split(dcgan):
+    from ilo_core.generators.dcgan import TutorialDCGAN
+
+    tutorial = TutorialDCGAN.load()
+    variables = dcgan.sample_variables(3, torch.Generator().manual_seed(4))
+    for split in range(dcgan.num_layers):
+        fast_img, fast_grads = _render_and_grads(dcgan, variables, split)
+        ref_img, ref_grads = _render_and_grads(tutorial, variables, split)
+        assert (fast_img - ref_img).abs().max() < 1e-4, split
+        for k in ref_grads:
+            assert torch.allclose(fast_grads[k], ref_grads[k], rtol=1e-3, atol=1e-4 * ref_grads[k].abs().max()), k
+
+
+def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
+    from ilo_core import benchmark
+
+    rows = benchmark.bench_generator(dcgan, "default", repeats=1, gflops=100.0, splits=[0])
+    ref = benchmark.reference_of(dcgan)
+    assert ref is not None and ref.__class__.__name__ == "TutorialDCGAN"
+    ref_rows = benchmark.bench_generator(ref, "reference", repeats=1, gflops=100.0, lpips=False, splits=[3])
+    for row in rows + ref_rows:
+        assert row["gflop"] > 0.1 and row["pass_ms"] > 0 and row["step_mse_ms"] > 0
+        assert row["peak_mb"] is None or row["peak_mb"] > 100
+    assert rows[0]["step_mse_lpips_ms"] > 0 and "step_mse_lpips_ms" not in ref_rows[0]
+    assert benchmark.reference_of(ref) is None
