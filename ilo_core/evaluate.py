@@ -179,8 +179,8 @@ def solve_batch(generator: SplitGenerator, problem: Problem, config: SolverConfi
     solver = ILOSolver(generator, problem.operator, problem.observation, config)
     for _ in solver.run():
         pass
-    nan = torch.full_like(problem.observation.new_empty(1, 3, generator.resolution, generator.resolution), math.nan)
-    return torch.cat([nan.cpu() if b is None else b.image for b in solver.best]).to(generator.device)
+    nan = torch.full((1, 3, generator.resolution, generator.resolution), math.nan)
+    return torch.cat([nan if b is None else b.image for b in solver.best]).to(generator.device)
 
 
 def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalImage], methods: list[str],

@@ -147,10 +147,10 @@ class ModulatedConv2d(nn.Module):
         weight = self.scale * self.weight[0]  # [Cout, Cin, k, k]
         return (weight.transpose(0, 1) if self.upsample else weight).contiguous(), weight.square().sum((2, 3))
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W']."""
+    def forward(self, x: Tensor, w: Tensor, gain: float = 1.0) -> Tensor:
+        """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W'] (times `gain`, demodulated only)."""
         if self.reference_ops:
-            return self._forward_reference(x, w)
+            return gain * self._forward_reference(x, w) if gain != 1.0 else self._forward_reference(x, w)
         # prepared by the generator's freeze(); computed here for a module that is not frozen
         conv_weight, weight_sq = ((self.conv_weight, self.weight_sq) if self.conv_weight is not None
                                   else self._derived_weights())
@@ -162,7 +162,7 @@ class ModulatedConv2d(nn.Module):
         else:
             out = F.conv2d(x, conv_weight, padding=self.padding)
         if self.demodulate:
-            demod = torch.rsqrt(style.square() @ weight_sq.t() + 1e-8)  # [B, Cout]
+            demod = torch.rsqrt(style.square() @ weight_sq.t() + 1e-8) * gain  # [B, Cout]
             out = out * demod.view(b, self.cout, 1, 1)
         return out
 
@@ -209,7 +209,13 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(cout)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor) -> Tensor:
-        return self.activate(self.noise(self.conv(x, w), noise))
+        if self.conv.reference_ops:
+            return self.activate(self.noise(self.conv(x, w), noise))
+        # sqrt(2) leaky_relu(a) = leaky_relu(sqrt(2) a): the gain joins the demodulation, the
+        # noise and the bias, and the full-size tensor is passed over three times, not five
+        out = self.conv(x, w, gain=SQRT2)  # a fresh tensor that autograd has not saved
+        out.add_(noise * (SQRT2 * self.noise.weight)).add_((SQRT2 * self.activate.bias).view(1, -1, 1, 1))
+        return F.leaky_relu(out, 0.2, inplace=True)
 
 
 class ToRGB(nn.Module):
