@@ -122,7 +122,7 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
             t = TASK_LABELS[task_label]
             return (gr.update(visible=t == "random-inpaint"), gr.update(visible=t == "super-resolution"),
                     gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"),
-                    default_lpips_weight(generator, t, (observed_pct or 0) / 100))
+                    follow_observed(task_label, observed_pct))
 
         def follow_observed(task_label: str, observed_pct: float):
             return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)

@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from ilo_core.atomic import write_json
 from ilo_core.config import METHODS
 from ilo_core.defaults import default_config

@@ -27,10 +27,10 @@ from torch import Tensor
 from ilo_core.atomic import write_json
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
-from ilo_core.facecrop import face_box
+from ilo_core.facecrop import face_crop
 from ilo_core.generators import load_generator
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.images import ImageError, center_square, open_image, pil_to_tensor, save_image_atomic
+from ilo_core.images import ImageError, open_image, pil_to_tensor, save_image_atomic
 from ilo_core.perceptual import PerceptualDistance
 from ilo_core.problems import Problem, evaluate_batch, simulate
 from ilo_core.solver import ILOSolver
@@ -161,8 +161,7 @@ def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, 
             photo = open_image(path)
         except ImageError as err:
             raise ValueError(f"{path.name}: {err}") from None
-        box, _ = face_box(photo)
-        crop = center_square(photo, box).resize((size, size), Image.LANCZOS)
+        crop, _, _ = face_crop(photo, size)
         images.append(EvalImage(path.stem, kind, pil_to_tensor(crop).to(generator.device)))
     with torch.no_grad():
         for i in range(samples):

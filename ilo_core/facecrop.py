@@ -29,3 +29,9 @@ def face_box(image: Image.Image, enlarge: float = 1.5) -> tuple[tuple[int, int, 
             top = int(min(max(cy - side / 2, 0), image.height - side))
             return (left, top, left + side, top + side), "face detector"
     return center_box(image), "centre crop"
+
+
+def face_crop(photo: Image.Image, size: int) -> tuple[Image.Image, tuple[int, int, int, int], str]:
+    """The face (or centre) square of `photo` resized to `size` (LANCZOS), its box, and how it was found."""
+    box, how = face_box(photo)
+    return photo.crop(box).resize((size, size), Image.LANCZOS), box, how

@@ -19,7 +19,7 @@ from PIL import Image
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
-from ilo_core.facecrop import face_box
+from ilo_core.facecrop import face_crop
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.images import ImageError, open_image, pil_to_tensor, save_image_atomic, tensor_to_uint8
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
@@ -67,15 +67,9 @@ def read_editor(value: dict | None, size: int) -> PhotoInput:
         if a.shape != alpha.shape:
             a = np.asarray(Image.fromarray(a).resize(photo.size, Image.NEAREST))
         alpha |= a > 0
-    crop, box, how = _face_crop(photo, size)
+    crop, box, how = face_crop(photo, size)
     mask = Image.fromarray(alpha.astype(np.uint8) * 255).crop(box).resize((size, size), Image.NEAREST)
     return PhotoInput(crop, np.asarray(mask) > 127, how)
-
-
-def _face_crop(photo: Image.Image, size: int) -> tuple[Image.Image, tuple[int, int, int, int], str]:
-    """The face (or centre) square of `photo` resized to `size`, its box, and how it was found."""
-    box, how = face_box(photo)
-    return photo.crop(box).resize((size, size), Image.LANCZOS), box, how
 
 
 def crop_preview(path: str | None, size: int) -> tuple[np.ndarray | None, str]:
@@ -86,7 +80,7 @@ def crop_preview(path: str | None, size: int) -> tuple[np.ndarray | None, str]:
         photo = open_image(path)
     except ImageError as err:
         raise InputError(str(err)) from None
-    crop, box, how = _face_crop(photo, size)
+    crop, box, how = face_crop(photo, size)
     return np.asarray(crop), f"{how}: {box[2] - box[0]} px square at ({box[0]}, {box[1]}), resized to {size} px"
 
 
