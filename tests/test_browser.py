@@ -13,6 +13,24 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
+def upload_into_editor(page, path: Path, tries: int = 4) -> None:
+    """Upload a photo into the mask editor and wait until the server answers with the crop preview.
+
+    The editor's file input exists before its WebGL canvas is ready; a file given to it then is
+    dropped silently (as a person's would be), so the upload is repeated until the server has it.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.locator("input[type=file]").first.set_input_files(str(path))
+        try:
+            page.wait_for_selector("#crop-image img", timeout=30_000)
+            return
+        except PlaywrightTimeout:  # the upload was dropped: give it again
+            continue
+    raise AssertionError(f"the page never showed the crop preview after {tries} uploads")
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
     from playwright.sync_api import sync_playwright
@@ -32,10 +50,8 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.wait_for_selector("text=ILO Studio", timeout=60_000)
-            # upload a face into the mask editor
-            page.locator("input[type=file]").first.set_input_files(str(FACES / "astronaut_face.png"))
-            # the server has the photo once it answers with the crop preview
-            page.wait_for_selector("#crop-image img", timeout=120_000)
+            page.wait_for_load_state("networkidle", timeout=60_000)
+            upload_into_editor(page, FACES / "astronaut_face.png")
             canvas = page.locator("canvas").first
             canvas.wait_for(timeout=30_000)
             page.wait_for_timeout(1000)
