@@ -13,6 +13,10 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from ilo_core.memory import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # before gradio starts its worker threads (see ilo_core/memory.py)
+
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import resource
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch
 from conftest import REFERENCE
 from ilo_core.config import SolverConfig
 from ilo_core.generators import StyleGAN2Generator
+from ilo_core.memory import keep_freed_memory
 from ilo_core.operators import Denoising, SuperResolution
 from ilo_core.perceptual import PerceptualDistance, get_lpips
 from ilo_core.solver import ILOSolver
@@ -102,3 +105,18 @@ def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
         assert row["peak_mb"] is None or row["peak_mb"] > 100
     assert rows[0]["step_mse_lpips_ms"] > 0 and "step_mse_lpips_ms" not in ref_rows[0]
     assert benchmark.reference_of(ref) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc tuning is for Linux/glibc")
+def test_kept_memory_lets_a_large_tensor_be_reallocated_without_page_faults():
+    assert keep_freed_memory()
+
+    def faults_of_one_allocation() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t = torch.ones(64 * 2**20)  # 256 MB, written once
+        del t
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults_of_one_allocation()
+    # glibc's default would map and fault in all 65536 pages again
+    assert min(faults_of_one_allocation() for _ in range(3)) < 1000

@@ -9,6 +9,7 @@ import torch
 from ilo_core.generators.base import SplitGenerator, State, Variables
 from ilo_core.generators.dcgan import DCGANGenerator
 from ilo_core.generators.stylegan2 import StyleGAN2Generator
+from ilo_core.memory import keep_freed_memory
 
 __all__ = ["SplitGenerator", "State", "Variables", "DCGANGenerator", "StyleGAN2Generator",
            "load_generator", "resolve_device"]
@@ -26,7 +27,12 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu") -> SplitGenerator:
-    """'default' -> the embedded DigiFace DCGAN; a path -> a rosinality StyleGAN-2 checkpoint."""
+    """'default' -> the embedded DigiFace DCGAN; a path -> a rosinality StyleGAN-2 checkpoint.
+
+    Also tunes malloc to keep freed memory (see `ilo_core.memory`): large generators page-fault
+    less.
+    """
+    keep_freed_memory()
     device = resolve_device(device) if isinstance(device, str) else device
     if str(spec) == "default":
         return DCGANGenerator.load(device=device)
