@@ -150,7 +150,6 @@ def test_stop_keeps_the_best_result(dcgan, tmp_path):
 # --- end to end: a launched app driven by gradio_client ---------------------------------
 
 
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
