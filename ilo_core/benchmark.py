@@ -59,25 +59,23 @@ def _status_kb(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def peak_memory_mb(fn, device: torch.device) -> tuple[float | None, float | None]:
-    """(peak, peak - before) in MB while fn() runs: CUDA allocator peak, or on Linux the
-    process's resident high-water mark (reset through /proc/self/clear_refs)."""
+def peak_memory_mb(fn, device: torch.device) -> float | None:
+    """Peak memory in MB while fn() runs: the CUDA allocator's peak, or on Linux the
+    process's resident high-water mark (reset through /proc/self/clear_refs). With malloc
+    keeping freed memory (`ilo_core.memory`) the resident size never shrinks, so on CPU this
+    is the whole process's peak, an upper bound for the pass."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
         fn()
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated(device)
-        return peak / 2**20, (peak - before) / 2**20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     try:
-        before = _status_kb("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")
         fn()
-        peak = _status_kb("VmHWM")
+        return _status_kb("VmHWM") / 1024
     except OSError:
-        return None, None
-    return peak / 1024, (peak - before) / 1024
+        return None
 
 
 def reference_of(gen: SplitGenerator) -> SplitGenerator | None:
@@ -124,10 +122,10 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float,
             pass_fn()
         flops = counter.get_total_flops()
         pass_ms = _median_ms(pass_fn, repeats, device=device)
-        peak_mb, peak_delta_mb = peak_memory_mb(pass_fn, device)
+        peak_mb = peak_memory_mb(pass_fn, device)
         row = {"generator": name, "split": split, "gflop": flops / 1e9, "pass_ms": pass_ms,
                "pass_vs_flop_limit": pass_ms / (flops / gflops / 1e6) if flops else float("nan"),
-               "peak_mb": peak_mb, "peak_delta_mb": peak_delta_mb}
+               "peak_mb": peak_mb}
         for label, lw in (("step_mse_ms", 0.0), ("step_mse_lpips_ms", 1.0)):
             if lw and not lpips:
                 continue
@@ -150,7 +148,7 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float,
 
 
 COLUMNS = ["split", "gflop", "pass_ms", "pass_vs_flop_limit", "step_mse_ms", "step_mse_lpips_ms", "step_vs_pass",
-           "step_lpips_vs_pass", "peak_mb", "peak_delta_mb"]
+           "step_lpips_vs_pass", "peak_mb"]
 
 
 def print_table(title: str, rows: list[dict]) -> None:
