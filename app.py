@@ -26,6 +26,7 @@ from PIL import Image  # noqa: E402
 from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight  # noqa: E402
 from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
 from ilo_core.images import save_image_atomic, tensor_to_uint8  # noqa: E402
+from ilo_core.perceptual import get_lpips  # noqa: E402
 from ilo_core.studio import (METHOD_LABELS, TASK_LABELS, InputError, StopFlag, build_config, crop_preview,  # noqa: E402
                              new_output_dir, pose_problem, read_editor, run_job)
 
@@ -64,6 +65,7 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
     stop_flags: dict[str, StopFlag] = {}   # per browser session
     flags_lock = threading.Lock()
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
+    get_lpips("alex", generator.device)  # the result's LPIPS metric: load it (and torchvision) now, not in the first run
 
     with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML 2021). "

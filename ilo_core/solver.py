@@ -23,6 +23,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from ilo_core.adam import Adam
 from ilo_core.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator, State, Variables
 from ilo_core.losses import geodesic_loss, measurement_mse
@@ -163,10 +164,8 @@ class ILOSolver:
                 params = self._round_parameters(split, r, state, variables)
                 start = _clone(params)
                 norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.items()}
-                optimizer = torch.optim.Adam(list(params.values()), lr=cfg.lr_at(r))
+                optimizer = Adam(list(params.values()))
                 for step in range(steps):
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr_schedule(cfg.lr_at(r), step, steps)
                     cur_state = {**state, **{k[6:]: v for k, v in params.items() if k.startswith("state.")}}
                     cur_vars = {**variables, **{k: v for k, v in params.items() if not k.startswith("state.")}}
                     loss, terms, x = self.objective(split, cur_state, cur_vars)
@@ -181,9 +180,8 @@ class ILOSolver:
                                                   f"the best finite iterate is kept")
                         self.stopped_early = False
                         return
-                    optimizer.zero_grad(set_to_none=True)
                     loss.sum().backward()
-                    optimizer.step()
+                    optimizer.step(lr_schedule(cfg.lr_at(r), step, steps))
                     self.project(r, params, start, norms)
                     preview = step % cfg.preview_every == 0 or step == steps - 1
                     yield self._event(restart, r, split, step, steps, done, total, losses, x if preview else None, t0)
@@ -210,16 +208,13 @@ class ILOSolver:
         gen, target = self.generator, state["features"].detach()
         names = [n for n in variables if gen.variable_group(n) in ("latents", "noises")]
         params = {n: variables[n].detach().clone().requires_grad_(True) for n in names}
-        optimizer = torch.optim.Adam(list(params.values()), lr=self.config.lr_at(r))
+        optimizer = Adam(list(params.values()))
         steps = self.config.range_projection_steps
         for step in range(steps):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_schedule(self.config.lr_at(r), step, steps)
             h = gen.state_at(split, {**variables, **params})["features"]
             loss = (h - target).square().mean()
-            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            optimizer.step(lr_schedule(self.config.lr_at(r), step, steps))
         variables = {**variables, **{k: v.detach() for k, v in params.items()}}
         with torch.no_grad():
             return variables, gen.state_at(split, variables)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from ilo_core.adam import Adam
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.metrics import psnr01
@@ -45,6 +46,27 @@ def test_learning_rate_schedule_ramps_up_and_down_and_is_never_zero():
     assert all(lr > 0 for lr in lrs)
     assert max(lrs) == pytest.approx(0.1)
     assert lrs[0] < lrs[10] and lrs[-1] < lrs[50]
+
+
+def test_adam_makes_the_same_updates_as_torch_optim_adam():
+    torch.manual_seed(0)
+    ours = [torch.randn(3, 4, requires_grad=True), torch.randn(5, requires_grad=True)]
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+    mine, reference = Adam(ours), torch.optim.Adam(theirs, lr=0.1)
+    targets = [torch.randn(3, 4), torch.randn(5)]
+    for step in range(30):
+        lr = lr_schedule(0.1, step, 30)
+        used = [0, 1] if step % 3 else [0]  # a tensor without a gradient is skipped, as torch does
+        for params in (ours, theirs):
+            sum((params[i] - targets[i]).pow(4).sum() for i in used).backward()
+        mine.step(lr)
+        for group in reference.param_groups:
+            group["lr"] = lr
+        reference.step()
+        reference.zero_grad(set_to_none=True)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    assert all(p.grad is None for p in ours)
 
 
 def test_solve_streams_every_step_and_moves_through_the_layers(dcgan, faces64):
