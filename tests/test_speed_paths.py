@@ -14,7 +14,7 @@ from ilo_core.config import SolverConfig
 from ilo_core.generators import StyleGAN2Generator
 from ilo_core.memory import keep_freed_memory
 from ilo_core.operators import Denoising, SuperResolution
-from ilo_core.perceptual import PerceptualDistance, get_lpips
+from ilo_core.perceptual import PerceptualDistance, reference_lpips
 from ilo_core.solver import ILOSolver
 
 
@@ -63,7 +63,7 @@ def test_split_lpips_equals_the_lpips_package_forward():
     a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     for net in ("alex", "vgg"):
         ours = PerceptualDistance(net, size=None)(a, b)
-        theirs = get_lpips(net)(a, b, normalize=False).flatten()
+        theirs = reference_lpips(net)(a, b, normalize=False).flatten()
         assert torch.allclose(ours, theirs, atol=1e-6), (net, ours, theirs)
 
 
