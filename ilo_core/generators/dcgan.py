@@ -68,11 +68,10 @@ class DCGANGenerator(SplitGenerator):
                 scale = state_dict[f"{bk}.weight"] / torch.sqrt(state_dict[f"{bk}.running_var"] + BN_EPS)
                 bias = state_dict[f"{bk}.bias"] - state_dict[f"{bk}.running_mean"] * scale
             w = w * scale.view(1, -1, 1, 1)
-            self.register_buffer(f"weight{i}", w.contiguous())  # [Cin, Cout, 4, 4]
+            if self._runs_as_gemm(i):
+                w = w.reshape(w.shape[0], -1).t()  # [Cout*16, Cin]: transposed_conv_gemm's layout
+            self.register_buffer(f"weight{i}", w.contiguous())  # else [Cin, Cout, 4, 4]
             self.register_buffer(f"bias{i}", bias.float().contiguous())
-            # the matrix-product layout for the small-input stages (derived, not saved)
-            gemm = w.reshape(w.shape[0], -1).t().contiguous() if self._input_size(i) <= GEMM_MAX_INPUT else None
-            self.register_buffer(f"gemm_weight{i}", gemm, persistent=False)
         self.freeze()
 
     @classmethod
@@ -84,6 +83,10 @@ class DCGANGenerator(SplitGenerator):
     def _input_size(split: int) -> int:
         """Width of stage `split`'s input map (1 for z; stage 5's input is the 64 px image)."""
         return 1 if split == 0 else 2 ** (split + 1)
+
+    @classmethod
+    def _runs_as_gemm(cls, split: int) -> bool:
+        return cls._input_size(split) <= GEMM_MAX_INPUT
 
     @property
     def device(self) -> torch.device:
@@ -105,9 +108,8 @@ class DCGANGenerator(SplitGenerator):
         weight, bias = getattr(self, f"weight{split}"), getattr(self, f"bias{split}")
         x = variables["latent"][:, :, None, None] if split == 0 else state["features"]  # z: [B, 100, 1, 1]
         stride, padding = (1, 0) if split == 0 else (2, 1)
-        gemm_weight = getattr(self, f"gemm_weight{split}")
-        if gemm_weight is not None:
-            x = transposed_conv_gemm(x, gemm_weight, bias, 4, stride, padding, self._input_size(split + 1))
+        if self._runs_as_gemm(split):
+            x = transposed_conv_gemm(x, weight, bias, 4, stride, padding, self._input_size(split + 1))
         else:
             x = F.conv_transpose2d(x, weight, bias, stride=stride, padding=padding)
         x = torch.tanh(x) if split == self.num_layers - 1 else F.relu(x)
