@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FACES_DIR = ROOT / "assets" / "faces"
 HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
 METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo", "ilo-noproj", "bm3d")
-CSGM_METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 

@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ilo_core.atomic import atomic_path, write_text
+from ilo_core.config import METHODS
 from ilo_core.images import save_image_atomic
 
-CSGM = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips")
+CSGM = tuple(m for m in METHODS if m.startswith("csgm"))
 TASK_TITLES = {"random-inpaint": "Inpainting, random pixels (x: % observed)", "inpaint": "Inpainting, masks",
                "denoise": "Denoising (x: sigma, 0-255)", "super-resolution": "Super-resolution (x: factor)",
                "compressed-sensing": "Compressed sensing (x: % measurements)"}
