@@ -38,6 +38,7 @@ SLICES = {"alex": [(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)],
           "vgg": [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]}
 VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 SHIFT, SCALE = (-0.030, -0.088, -0.188), (0.458, 0.448, 0.450)  # LPIPS's ScalingLayer
+EPS = 1e-10  # LPIPS's normalize_tensor epsilon
 _LOCK = threading.Lock()
 
 
@@ -151,11 +152,53 @@ def get_lpips(net: str = "alex", device: str | torch.device = "cpu") -> LPIPSNet
         return _shared_lpips(net, str(torch.device(device)))
 
 
+def unit_normalize(f: Tensor) -> Tensor:
+    """LPIPS's normalisation: each pixel's feature vector [B, C, H, W] divided by its length (+ EPS)."""
+    return f / (f.square().sum(1, keepdim=True).sqrt() + EPS)
+
+
+class _NormalizedFeatureDistance(torch.autograd.Function):
+    """sum_k mean_hw sum_c w_kc (unit_normalize(f_k) - t_k)^2 -> [B], for fixed targets t_k.
+
+    One node with a written-out backward instead of about fifteen small autograd nodes per
+    slice (about 0.5 ms less per 64 px alex step on CPU). For u = f / (r + EPS), r = |f|:
+    df = du / (r + EPS) - u (u . du) / r. At a pixel whose features are all zero (r = 0)
+    the gradient is taken as 0; autograd's formula gives NaN there.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: list[Tensor], targets: list[Tensor], *feats: Tensor) -> Tensor:
+        total: Tensor | None = None
+        saved = []
+        for w, t, f in zip(weights, targets, feats):
+            r = f.square().sum(1, keepdim=True).sqrt_()
+            u = f / (r + EPS)
+            d = u - t
+            term = d.square().sum((2, 3)) @ w / (d.shape[2] * d.shape[3])
+            total = term if total is None else total + term
+            saved += [w, r, u, d]
+        ctx.save_for_backward(*saved)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        grads = []
+        for k in range(0, len(saved), 4):
+            w, r, u, d = saved[k:k + 4]
+            du = d * (w.view(1, -1, 1, 1) * (grad.view(-1, 1, 1, 1) * (2.0 / (d.shape[2] * d.shape[3]))))
+            along = (du * u).sum(1, keepdim=True)
+            df = du / (r + EPS) - u * (along / r.clamp_min(EPS))
+            grads.append(df.masked_fill_(r == 0, 0.0))
+        return (None, None, *grads)
+
+
 class PerceptualDistance(nn.Module):
     """LPIPS distance per batch item between images in [-1, 1], at `size` x `size` pixels.
 
     `features(x)` and `distance(fa, fb)` split the computation so that a fixed target's
-    features are computed once (the solver does this when the target does not change).
+    features are computed once; `distance_to(x, fb)` is the fast form of
+    `distance(features(x), fb)` for such a target (the solver uses it).
     The spatial mean is taken before the calibrated 1x1 layer (both are linear), which
     equals lpips.LPIPS's order of operations up to float rounding.
     """
@@ -166,12 +209,14 @@ class PerceptualDistance(nn.Module):
         self.model = get_lpips(net, device)
         self.weights = self.model.weights  # [C_k] each
 
-    def features(self, x: Tensor) -> list[Tensor]:
-        """Unit-length backbone features (per pixel, over channels) of x [B, 3, H, W] in [-1, 1]."""
+    def _trunk(self, x: Tensor) -> list[Tensor]:
         if self.size is not None and x.shape[-1] != self.size:
             x = resize(x, self.size)
-        outs = self.model(x)
-        return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10) for f in outs]
+        return self.model(x)
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Unit-length backbone features (per pixel, over channels) of x [B, 3, H, W] in [-1, 1]."""
+        return [unit_normalize(f) for f in self._trunk(x)]
 
     def distance(self, fa: list[Tensor], fb: list[Tensor]) -> Tensor:
         """LPIPS from two feature lists (see `features`) -> [B]."""
@@ -180,14 +225,18 @@ class PerceptualDistance(nn.Module):
             total = total + (a - b).square().mean((2, 3)) @ w
         return total
 
+    def distance_to(self, x: Tensor, fb: list[Tensor]) -> Tensor:
+        """LPIPS between x [B, 3, H, W] in [-1, 1] and fixed features fb (see `features`) -> [B]."""
+        fb = [t.detach() for t in fb]
+        return _NormalizedFeatureDistance.apply(self.weights, fb, *self._trunk(x))
+
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """a, b: [B, 3, H, W] in [-1, 1] -> [B]."""
         if b.requires_grad:
+            return self.distance(self.features(a), self.features(b))
+        with torch.no_grad():
             fb = self.features(b)
-        else:
-            with torch.no_grad():
-                fb = self.features(b)
-        return self.distance(self.features(a), fb)
+        return self.distance_to(a, fb)
 
 
 def resize(x: Tensor, size: int) -> Tensor:

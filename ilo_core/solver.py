@@ -117,7 +117,7 @@ class ILOSolver:
         if self.lpips is not None:
             view = self.operator.perceptual_view
             if self._lpips_target is not None:
-                lp = self.lpips.distance(self.lpips.features(view(ax, x_loss)), self._lpips_target)
+                lp = self.lpips.distance_to(view(ax, x_loss), self._lpips_target)
             else:
                 lp = self.lpips(view(ax, x_loss), view(self.y, x))
             terms["lpips"] = lp

@@ -14,7 +14,7 @@ from ilo_core.config import SolverConfig
 from ilo_core.generators import StyleGAN2Generator
 from ilo_core.memory import keep_freed_memory
 from ilo_core.operators import Denoising, SuperResolution
-from ilo_core.perceptual import PerceptualDistance, reference_lpips
+from ilo_core.perceptual import PerceptualDistance, _NormalizedFeatureDistance, reference_lpips
 from ilo_core.solver import ILOSolver
 
 
@@ -65,6 +65,33 @@ def test_split_lpips_equals_the_lpips_package_forward():
         ours = PerceptualDistance(net, size=None)(a, b)
         theirs = reference_lpips(net)(a, b, normalize=False).flatten()
         assert torch.allclose(ours, theirs, atol=1e-6), (net, ours, theirs)
+
+
+def test_lpips_distance_to_fixed_features_has_the_lpips_package_gradient():
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    weights = torch.tensor([1.0, -0.5])  # a non-uniform upstream gradient per item
+    for net in ("alex", "vgg"):
+        ours_a = a.clone().requires_grad_(True)
+        dist = PerceptualDistance(net, size=None)
+        with torch.no_grad():
+            fb = dist.features(b)
+        (dist.distance_to(ours_a, fb) @ weights).backward()
+        theirs_a = a.clone().requires_grad_(True)
+        (reference_lpips(net)(theirs_a, b, normalize=False).flatten() @ weights).backward()
+        scale = theirs_a.grad.abs().max()
+        assert ((ours_a.grad - theirs_a.grad).abs().max() / scale) < 1e-4, net
+
+
+def test_lpips_gradient_is_finite_where_a_feature_vector_is_zero():
+    """A pixel whose features are all 0 (every ReLU off) gives autograd's formula 0/0."""
+    dist = PerceptualDistance("alex", size=None)
+    feats = [f.detach() for f in dist.model(torch.rand(1, 3, 64, 64) * 2 - 1)]
+    feats[0][:, :, 3, 4] = 0
+    leaves = [f.clone().requires_grad_(True) for f in feats]
+    target = [torch.rand_like(f) for f in feats]
+    _NormalizedFeatureDistance.apply(dist.weights, target, *leaves).sum().backward()
+    assert all(torch.isfinite(leaf.grad).all() for leaf in leaves)
+    assert leaves[0].grad[:, :, 3, 4].abs().max() == 0 and leaves[0].grad.abs().max() > 0
 
 
 @pytest.mark.parametrize("operator", [SuperResolution(4, 64), Denoising(25)], ids=["sr", "denoise"])
