@@ -9,11 +9,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from conftest import FACES, ROOT
-from ilo_core.operators import (CompressedSensing, Denoising, Inpainting, RandomInpainting, SuperResolution,
-                                bicubic_downsample, build_operator, linear_adjoint)
+from ilo_core.operators import (MATRIX_MAX_LOW_RES, CompressedSensing, Denoising, Inpainting, RandomInpainting,
+                                SuperResolution, bicubic_downsample, build_operator, linear_adjoint)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZE = 16
@@ -102,11 +103,22 @@ def test_compressed_sensing_at_1024px_uses_under_1gb_extra_memory():
 def test_bicubic_downsampling_agrees_with_pil_to_50db(face, factor):
     img = np.asarray(Image.open(FACES / face).convert("RGB"))
     x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
-    ours = ((bicubic_downsample(x, factor)[0].permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).numpy()
+    ours = ((SuperResolution(factor, img.shape[0]).A(x)[0].permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).numpy()
     size = img.shape[0] // factor
     pil = np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC)).astype(np.float64)
     psnr = 10 * np.log10(255**2 / ((ours - pil) ** 2).mean())
     assert psnr > 50
+
+
+@pytest.mark.parametrize("size,factor", [(64, 4), (256, 2), (256, 8), (1024, 2), (1024, 4)])
+def test_super_resolution_matrices_are_f_interpolate_within_1e6(size, factor):
+    op = SuperResolution(factor, size)
+    assert (op.down is None) == (size // factor > MATRIX_MAX_LOW_RES)
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    y = op.A(x)
+    assert (y - bicubic_downsample(x, factor)).abs().max() < 1e-6
+    up = F.interpolate(y, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+    assert (op.perceptual_view(y, x) - up).abs().max() < 1e-6
 
 
 def test_random_inpainting_keeps_the_asked_fraction_down_to_one_percent():
