@@ -15,9 +15,11 @@ with per-sample modulated weights and grouped convolutions), in the same run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,19 +33,31 @@ from ilo_core.operators import SuperResolution
 from ilo_core.solver import ILOSolver
 
 
-def _median_ms(fn, repeats: int, warmup: int = 2, device: torch.device | None = None) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _sync(device: torch.device | None) -> None:
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved_medians_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
+                           device: torch.device | None = None) -> dict[str, float]:
+    """Median ms of each function, timed in turn (a, b, c, a, b, c, ...) so that drift in
+    this machine's speed hits all of them alike and their ratios stay steady; warm-up excluded."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append((time.perf_counter() - t) * 1000)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _median_ms(fn: Callable[[], object], repeats: int, device: torch.device | None = None) -> float:
+    return interleaved_medians_ms({"fn": fn}, repeats, device=device)["fn"]
 
 
 def matmul_gflops(device: torch.device, n: int = 2048) -> float:
@@ -121,28 +135,26 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float,
         with FlopCounterMode(display=False) as counter:
             pass_fn()
         flops = counter.get_total_flops()
-        pass_ms = _median_ms(pass_fn, repeats, device=device)
         peak_mb = peak_memory_mb(pass_fn, device)
-        row = {"generator": name, "split": split, "gflop": flops / 1e9, "pass_ms": pass_ms,
-               "pass_vs_flop_limit": pass_ms / (flops / gflops / 1e6) if flops else float("nan"),
-               "peak_mb": peak_mb}
+        timed: dict[str, Callable[[], object]] = {"pass_ms": pass_fn}
+        runs = []
         for label, lw in (("step_mse_ms", 0.0), ("step_mse_lpips_ms", 1.0)):
             if lw and not lpips:
                 continue
-            cfg = SolverConfig(steps=(repeats + 3,), start_split=split, lpips_weight=lw, lpips_net="alex",
+            cfg = SolverConfig(steps=(repeats + 5,), start_split=split, lpips_weight=lw, lpips_net="alex",
                                geodesic_weight=0.0, radii={"state": [100.0], "latents": [100.0]}, preview_every=10**6)
             run = ILOSolver(gen, target, y, cfg).run()
-            next(run), next(run)
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                next(run)
-                times.append((time.perf_counter() - t) * 1000)
+            next(run)  # the first step builds the round
+            runs.append(run)
+            timed[label] = functools.partial(next, run)
+        row = {"generator": name, "split": split, "gflop": flops / 1e9, "peak_mb": peak_mb,
+               **interleaved_medians_ms(timed, repeats, device=device)}
+        for run in runs:
             run.close()
-            row[label] = statistics.median(times)
-        row["step_vs_pass"] = row["step_mse_ms"] / pass_ms
+        row["pass_vs_flop_limit"] = row["pass_ms"] / (flops / gflops / 1e6) if flops else float("nan")
+        row["step_vs_pass"] = row["step_mse_ms"] / row["pass_ms"]
         if "step_mse_lpips_ms" in row:
-            row["step_lpips_vs_pass"] = row["step_mse_lpips_ms"] / pass_ms
+            row["step_lpips_vs_pass"] = row["step_mse_lpips_ms"] / row["pass_ms"]
         rows.append(row)
     return rows
 
