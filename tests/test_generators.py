@@ -10,6 +10,7 @@ import torch
 
 from conftest import REFERENCE
 from ilo_core.generators import StyleGAN2Generator, load_generator
+from ilo_core.generators.stylegan2 import ModulatedConv2d
 
 
 @pytest.mark.parametrize("manifest", ["stylegan2_64_cm1_keys.json", "stylegan2_256_cm2_keys.json",
@@ -43,6 +44,21 @@ def test_reference_intermediate_skip_images_match(stylegan64, reference_renders)
     with torch.no_grad():
         assert (stylegan64.state_at(1, v)["skip"] - ref["inter_z.to_rgb1"]).abs().max() < 1e-4
         assert (stylegan64.state_at(3, v)["skip"] - ref["inter_z.to_rgbs.1"]).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv_gain_scales_the_output_on_both_paths(demodulate):
+    torch.manual_seed(0)
+    fast = ModulatedConv2d(4, 5, 3, 8, demodulate=demodulate)
+    for param in fast.parameters():  # the module starts at zero
+        torch.nn.init.normal_(param)
+    ref = ModulatedConv2d(4, 5, 3, 8, demodulate=demodulate, reference_ops=True)
+    ref.load_state_dict(fast.state_dict(), strict=False)
+    x, w = torch.randn(2, 4, 6, 6), torch.randn(2, 8)
+    assert fast(x, w).abs().max() > 0.1
+    for conv in (fast, ref):
+        assert torch.allclose(conv(x, w, gain=2.0), 2.0 * conv(x, w), atol=1e-5)
+    assert torch.allclose(fast(x, w, gain=2.0), ref(x, w, gain=2.0), atol=1e-5)
 
 
 def test_truncated_bad_checkpoint_is_a_clear_error(tmp_path):

@@ -148,7 +148,7 @@ class ModulatedConv2d(nn.Module):
         return (weight.transpose(0, 1) if self.upsample else weight).contiguous(), weight.square().sum((2, 3))
 
     def forward(self, x: Tensor, w: Tensor, gain: float = 1.0) -> Tensor:
-        """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W'] (times `gain`, demodulated only)."""
+        """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W'], times `gain`."""
         if self.reference_ops:
             return gain * self._forward_reference(x, w) if gain != 1.0 else self._forward_reference(x, w)
         # prepared by the generator's freeze(); computed here for a module that is not frozen
@@ -164,6 +164,8 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             demod = torch.rsqrt(style.square() @ weight_sq.t() + 1e-8) * gain  # [B, Cout]
             out = out * demod.view(b, self.cout, 1, 1)
+        elif gain != 1.0:
+            out = out * gain
         return out
 
     def _forward_reference(self, x: Tensor, w: Tensor) -> Tensor:
