@@ -134,7 +134,7 @@ def bicubic_downsample(x: Tensor, factor: int) -> Tensor:
     return F.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True, align_corners=False)
 
 
-MATRIX_MAX_LOW_RES = 256
+MATRIX_MAX_LOW_RES = 256  # super-resolution resizes run as matrix products up to this low-res side
 
 
 def resize_matrix(n_in: int, n_out: int, antialias: bool) -> Tensor:
@@ -156,7 +156,7 @@ class SuperResolution(Operator):
     When the low-resolution side is at most MATRIX_MAX_LOW_RES pixels, both bicubic resizes
     (down for A, up for the perceptual view) run as two matrix products with precomputed
     matrices: the same maps as F.interpolate up to float rounding, forward + backward
-    1.6-2.5x faster on CPU at 64-256 px and at 1024 px x4 / x8 (measured); at 1024 px x2
+    1.4-2.5x faster on CPU at 64-256 px and at 1024 px x4 / x8 (measured); at 1024 px x2
     the dense matrices are slower than F.interpolate's banded kernels.
     """
 
