@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import resource
 import sys
+import threading
 
 import pytest
 import torch
@@ -14,7 +15,8 @@ from ilo_core.config import SolverConfig
 from ilo_core.generators import StyleGAN2Generator
 from ilo_core.memory import keep_freed_memory
 from ilo_core.operators import Denoising, SuperResolution
-from ilo_core.perceptual import PerceptualDistance, _NormalizedFeatureDistance, reference_lpips
+from ilo_core.packed_conv import PackedConvReLU, packing_available
+from ilo_core.perceptual import LPIPSNetwork, PerceptualDistance, _NormalizedFeatureDistance, get_lpips, reference_lpips
 from ilo_core.solver import ILOSolver
 
 
@@ -92,6 +94,44 @@ def test_lpips_gradient_is_finite_where_a_feature_vector_is_zero():
     _NormalizedFeatureDistance.apply(dist.weights, target, *leaves).sum().backward()
     assert all(torch.isfinite(leaf.grad).all() for leaf in leaves)
     assert leaves[0].grad[:, :, 3, 4].abs().max() == 0 and leaves[0].grad.abs().max() > 0
+
+
+def _features_and_input_grad(model, x):
+    x = x.clone().requires_grad_(True)
+    feats = model(x)
+    sum((f * torch.linspace(-1, 1, f.shape[1]).view(1, -1, 1, 1)).sum() for f in feats).backward()
+    return [f.detach() for f in feats] + [x.grad]
+
+
+@pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
+@pytest.mark.parametrize("net,size", [("alex", 64), ("alex", 256), ("vgg", 64)])
+def test_packed_lpips_trunk_equals_the_plain_trunk_and_its_input_gradient(net, size):
+    plain = LPIPSNetwork(net).to(memory_format=torch.channels_last)
+    packed = LPIPSNetwork(net).to(memory_format=torch.channels_last)
+    assert packed.pack_convolutions()
+    assert any(isinstance(m, PackedConvReLU) for m in get_lpips(net, "cpu").modules())  # what the engine uses
+    for batch in (1, 2):
+        x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)) * 2 - 1
+        for a, b in zip(_features_and_input_grad(plain, x), _features_and_input_grad(packed, x)):
+            assert (a - b).abs().max() <= 1e-4 * a.abs().max()
+
+
+@pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
+def test_packed_conv_relu_falls_back_past_its_shape_budget_and_for_float64_and_across_threads():
+    conv = torch.nn.Conv2d(8, 6, 3, padding=1)
+    layer = PackedConvReLU(conv)
+    inputs = [torch.randn(1 + i % 2, 8, 3 + i, 3 + i) for i in range(PackedConvReLU.MAX_SHAPES + 2)]
+    results: dict[int, torch.Tensor] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, layer(inputs[i]))) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(layer._packed) == PackedConvReLU.MAX_SHAPES
+    for i, x in enumerate(inputs):
+        assert torch.allclose(results[i], torch.relu(conv(x)), atol=1e-5)
+    x64 = torch.randn(1, 8, 5, 5, dtype=torch.float64)
+    assert torch.allclose(PackedConvReLU(conv.double())(x64), torch.relu(conv(x64)))
 
 
 @pytest.mark.parametrize("operator", [SuperResolution(4, 64), Denoising(25)], ids=["sr", "denoise"])
