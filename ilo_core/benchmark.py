@@ -30,6 +30,7 @@ from ilo_core.generators import DCGANGenerator, SplitGenerator, StyleGAN2Generat
 from ilo_core.generators.dcgan import ASSET, TutorialDCGAN
 from ilo_core.memory import keep_freed_memory
 from ilo_core.operators import SuperResolution
+from ilo_core.packed_conv import flop_formulas
 from ilo_core.solver import ILOSolver
 
 
@@ -132,7 +133,7 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, gflops: float,
             img = gen.render_from(split, s, vv)
             img.square().sum().backward()
 
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
             pass_fn()
         flops = counter.get_total_flops()
         peak_mb = peak_memory_mb(pass_fn, device)

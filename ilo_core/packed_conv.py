@@ -1,100 +1,181 @@
-"""Frozen convolution + ReLU with oneDNN-prepacked weights, for the LPIPS trunk on CPU.
+"""Frozen convolutions + activation with oneDNN-prepacked weights, for batch-1 work on CPU.
 
-`F.conv2d` on CPU hands oneDNN (or its own im2col path) the plain weight on every call,
-and the ReLU after it is a separate pass over the output. Here the weight is reordered
-once into oneDNN's blocked layout, the ReLU is fused into the convolution, and the input
-gradient (a stride-1 'same' convolution with the flipped, transposed weight) is prepacked
-too. LPIPS forward + input-gradient + distance on this project's 2-core CPU, batch 1,
-plain channels-last modules -> packed (ms, timed in turn): alex 64 px 9.6 -> 7.1,
-alex 256 px 50.8 -> 47.0, vgg 64 px 70.7 -> 51.1, vgg 256 px 671 -> 645.
+`F.conv2d` / `F.conv_transpose2d` on CPU hand oneDNN (or an im2col path) the plain weight
+on every call, and the activation after them is a separate pass. `PackedConvolution`
+reorders the weight once into oneDNN's blocked layout, fuses the activation into the
+convolution, and prepacks the weight of the input gradient too (which is itself a
+convolution). Measured on this project's 2-core CPU, timed in turn against the plain
+modules (forward + input gradient, batch 1):
+  - LPIPS trunk + distance: alex 64 px 9.6 -> 7.1 ms, 256 px 50.8 -> 47.0 ms;
+    vgg 64 px 70.7 -> 51.1 ms, 256 px 671 -> 645 ms;
+  - the DigiFace DCGAN, all five stages: 13.0-14.5 -> 7.8-8.7 ms.
 
-It uses torch's `mkldnn::_reorder_convolution_weight` and `mkldnn::_convolution_pointwise`
-(the ops torch.compile's CPU backend emits). They are not public API, so `pack_conv_relu`
-returns None where they are missing, and callers check the result against the plain
-modules before using it (see `LPIPSNetwork.pack_convolutions`). Anything other than a
-float32 CPU tensor takes the plain path.
+oneDNN's blocked layout depends on the input's shape: a weight packed for other spatial
+sizes is reordered again on every call (far slower than not packing). So the packed
+weights are made on the first call for each input shape, up to `max_shapes` shapes, under
+a lock; they are derived, read-only constants of a frozen weight, and one object serves
+many threads. Further shapes, other devices and dtypes get None, and the caller runs its
+plain path.
+
+It calls torch's `mkldnn::_reorder_convolution_weight`, `_reorder_convolution_transpose_weight`,
+`_convolution_pointwise` and `_convolution_transpose_pointwise` (the ops torch.compile's CPU
+backend emits). They are not public API: `packing_available()` checks that they exist,
+and the users check the packed result against their plain path once, at load.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+ACTIVATIONS = ("relu", "tanh")
+
 
 def packing_available() -> bool:
-    """Whether this torch build has oneDNN and the two ops this module calls."""
-    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-            and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight"))
+    """Whether this torch build has oneDNN and the ops this module calls."""
+    ops = ("_convolution_pointwise", "_convolution_transpose_pointwise", "_reorder_convolution_weight",
+           "_reorder_convolution_transpose_weight")
+    return torch.backends.mkldnn.is_available() and all(hasattr(torch.ops.mkldnn, op) for op in ops)
 
 
-def _eligible(conv: nn.Module) -> bool:
-    """A stride-1, undilated, ungrouped convolution with 'same' padding and a bias."""
-    return (isinstance(conv, nn.Conv2d) and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.bias is not None and conv.kernel_size[0] == conv.kernel_size[1]
-            and conv.padding == (conv.kernel_size[0] // 2,) * 2 and conv.kernel_size[0] % 2 == 1)
+def _flops(transposed: bool):
+    def count(x_shape: list[int], w_shape: list[int], *args: object, out_shape: list[int], **kwargs: object) -> int:
+        # multiply-adds: every (input pixel of a transposed convolution, or output pixel of a
+        # convolution) x Cin x Cout x kernel taps; the packed weight's shape gives the taps
+        pixels = math.prod(x_shape[2:]) if transposed else math.prod(out_shape[2:])
+        return 2 * x_shape[0] * x_shape[1] * out_shape[1] * w_shape[-1] * w_shape[-2] * pixels
+    return count
 
 
-class _PackedConvReLUFunction(torch.autograd.Function):
+def flop_formulas() -> dict[object, object]:
+    """FLOP counts of this module's oneDNN ops, for torch.utils.flop_counter.FlopCounterMode(custom_mapping=...)."""
+    if not packing_available():
+        return {}
+    return {torch.ops.mkldnn._convolution_pointwise: _flops(False),
+            torch.ops.mkldnn._convolution_transpose_pointwise: _flops(True)}
+
+
+class _PackedFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, layer: "PackedConvReLU", weights: tuple[Tensor, Tensor]) -> Tensor:
-        out = torch.ops.mkldnn._convolution_pointwise(
-            x.contiguous(memory_format=torch.channels_last), weights[0], layer.conv.bias,
-            layer.padding, [1, 1], [1, 1], 1, "relu", [], "")
+    def forward(ctx, x: Tensor, conv: "PackedConvolution", weights: tuple[Tensor, Tensor]) -> Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        pad, stride = [conv.padding] * 2, [conv.stride] * 2
+        if conv.transposed:
+            out = torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, weights[0], conv.bias(), pad, [0, 0], stride, [1, 1], 1, conv.activation, [], "")
+        else:
+            out = torch.ops.mkldnn._convolution_pointwise(
+                x, weights[0], conv.bias(), pad, stride, [1, 1], 1, conv.activation, [], "")
         ctx.save_for_backward(out)
-        ctx.layer, ctx.backward_weight = layer, weights[1]
+        ctx.conv, ctx.backward_weight = conv, weights[1]
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         (out,) = ctx.saved_tensors
-        grad = torch.ops.aten.threshold_backward(grad.contiguous(memory_format=torch.channels_last), out, 0)
-        grad_x = torch.ops.mkldnn._convolution_pointwise(grad, ctx.backward_weight, None, ctx.layer.padding,
-                                                         [1, 1], [1, 1], 1, "none", [], "")
+        conv = ctx.conv
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        if conv.activation == "relu":
+            grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        else:
+            grad = torch.ops.aten.tanh_backward(grad, out)
+        # the input gradient is a convolution too: of the transposed convolution, with the same
+        # weight, stride and padding; of a stride-1 'same' convolution, with the weight
+        # flipped and transposed (see _packed_weights)
+        stride = [conv.stride] * 2 if conv.transposed else [1, 1]
+        grad_x = torch.ops.mkldnn._convolution_pointwise(grad, ctx.backward_weight, None, [conv.padding] * 2,
+                                                         stride, [1, 1], 1, "none", [], "")
         return grad_x, None, None
 
 
-class PackedConvReLU(nn.Module):
-    """relu(conv(x)) for a frozen stride-1 'same' Conv2d; x [B, Cin, H, W] -> [B, Cout, H, W].
+class PackedConvolution:
+    """activation(conv2d(x, W, b)) or activation(conv_transpose2d(x, W, b)), prepacked.
 
-    oneDNN's blocked weight layout depends on the input's shape (a layout packed for
-    another shape is reordered again on every call, which is slower than no packing), so
-    the packed weights are made on the first call for each input shape, up to MAX_SHAPES
-    shapes; further shapes take the plain path. The packed weights are derived constants,
-    read-only once made; a lock guards their making, so one module serves many threads.
+    weight() gives conv2d's [Cout, Cin, k, k] (stride 1, odd k, padding k // 2) or
+    conv_transpose2d's [Cin, Cout, k, k] (any stride and padding, no output padding), and
+    bias() the [Cout] bias: they are read from their owner when needed, so that no second
+    copy of the weights is kept. Calling it with x [B, Cin, H, W] gives the output, or None
+    where it cannot run (not a float32 CPU tensor, or past its shape budget).
     """
 
-    MAX_SHAPES = 4
+    def __init__(self, weight: Callable[[], Tensor], bias: Callable[[], Tensor], *, transposed: bool,
+                 stride: int = 1, padding: int = 0, activation: str = "relu", max_shapes: int = 4) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        k = weight().shape[-1]
+        if not transposed and (stride != 1 or k % 2 == 0 or padding != k // 2):
+            raise ValueError("a packed conv2d must be stride 1 with 'same' padding (odd kernel, padding k // 2)")
+        self.weight, self.bias = weight, bias
+        self.transposed, self.stride, self.padding, self.activation = transposed, stride, padding, activation
+        self.max_shapes = max_shapes
+        self._packed: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}  # input shape -> (forward, backward)
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, object]:  # copies start without packed weights (and a fresh lock)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_packed", "_lock")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._packed, self._lock = {}, threading.Lock()
+
+    def _packed_weights(self, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        b, _, h, w = shape
+        weight = self.weight().detach().float().contiguous()
+        pad, stride, k = [self.padding] * 2, [self.stride] * 2, weight.shape[-1]
+        ops = torch.ops.mkldnn
+        if self.transposed:
+            out_h, out_w = ((h - 1) * self.stride - 2 * self.padding + k, (w - 1) * self.stride - 2 * self.padding + k)
+            cout = weight.shape[1]
+            forward = ops._reorder_convolution_transpose_weight(weight, pad, [0, 0], stride, [1, 1], 1, list(shape))
+            backward = ops._reorder_convolution_weight(weight, pad, stride, [1, 1], 1, [b, cout, out_h, out_w])
+        else:
+            cout = weight.shape[0]
+            flipped = weight.transpose(0, 1).flip(2, 3).contiguous()
+            forward = ops._reorder_convolution_weight(weight, pad, stride, [1, 1], 1, list(shape))
+            backward = ops._reorder_convolution_weight(flipped, pad, [1, 1], [1, 1], 1, [b, cout, h, w])
+        return forward, backward
+
+    def __call__(self, x: Tensor) -> Tensor | None:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 4 or self.bias().dtype != torch.float32:
+            return None
+        shape = tuple(x.shape)
+        with self._lock:
+            if shape not in self._packed and len(self._packed) < self.max_shapes:
+                self._packed[shape] = self._packed_weights(shape)
+            weights = self._packed.get(shape)
+        return None if weights is None else _PackedFunction.apply(x, self, weights)
+
+    @property
+    def shapes_packed(self) -> int:
+        return len(self._packed)
+
+
+class PackedConvReLU(nn.Module):
+    """relu(conv(x)) for a frozen stride-1 'same' Conv2d, packed where it can be (else plain)."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         self.conv = conv
-        self.padding = list(conv.padding)
-        self._packed: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}  # input shape -> (forward, backward)
-        self._lock = threading.Lock()
-
-    def _weights_for(self, shape: tuple[int, ...]) -> tuple[Tensor, Tensor] | None:
-        with self._lock:
-            if shape not in self._packed and len(self._packed) < self.MAX_SHAPES:
-                weight = self.conv.weight.detach().contiguous()
-                b, cin, h, w = shape
-                flipped = weight.transpose(0, 1).flip(2, 3).contiguous()  # the input gradient's convolution
-                self._packed[shape] = (
-                    torch.ops.mkldnn._reorder_convolution_weight(weight, self.padding, [1, 1], [1, 1], 1, [b, cin, h, w]),
-                    torch.ops.mkldnn._reorder_convolution_weight(flipped, self.padding, [1, 1], [1, 1], 1,
-                                                                 [b, weight.shape[0], h, w]))
-            return self._packed.get(shape)
+        self.packed = PackedConvolution(lambda: self.conv.weight, lambda: self.conv.bias, transposed=False,
+                                        padding=conv.padding[0])
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type == "cpu" and x.dtype == torch.float32 == self.conv.weight.dtype:
-            weights = self._weights_for(tuple(x.shape))
-            if weights is not None:
-                return _PackedConvReLUFunction.apply(x, self, weights)
-        return F.relu(self.conv(x))
+        out = self.packed(x) if self.conv.weight.device.type == "cpu" else None
+        return F.relu(self.conv(x)) if out is None else out
+
+
+def _eligible(conv: nn.Module) -> bool:
+    """A stride-1, undilated, ungrouped square convolution with 'same' padding and a bias."""
+    return (isinstance(conv, nn.Conv2d) and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.bias is not None and conv.kernel_size[0] == conv.kernel_size[1]
+            and conv.kernel_size[0] % 2 == 1 and conv.padding == (conv.kernel_size[0] // 2,) * 2)
 
 
 def pack_conv_relu(layers: list[nn.Module]) -> list[nn.Module] | None:

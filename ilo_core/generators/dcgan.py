@@ -8,7 +8,15 @@ Stages (split point k sits before stage k):
     4: -> 3 x 64 x 64, tanh             (image in [-1, 1])
 
 BatchNorm runs with its running statistics (eval mode), so it is folded into the
-preceding transposed convolution at load time. Stages 0 and 1 (inputs of 1x1 and 4x4
+preceding transposed convolution at load time.
+
+On CPU every stage runs as one oneDNN transposed convolution with its activation fused
+and its weights prepacked, the input gradient too (`ilo_core.packed_conv`): forward +
+input gradient of the whole generator 1.6-1.7x faster than the plain path below
+(measured in turn). The packed path is checked against the plain one when the generator
+is built, and is not used where it disagrees or cannot run.
+
+The plain path (GPU, float64, or no oneDNN): stages 0 and 1 (inputs of 1x1 and 4x4
 pixels, most of the weights) run as one matrix product and a col2im (`F.fold`), which on
 CPU is 1.5-3x faster than torch's transposed-convolution kernels at these shapes (forward
 + input-gradient, measured); the larger maps of stages 2-4 keep those kernels. (A
@@ -17,6 +25,8 @@ sub-pixel rewrite of the stride-2 transposed convolutions did not pay either.)
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,6 +35,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ilo_core.generators.base import SplitGenerator, State, Variables
+from ilo_core.packed_conv import PackedConvolution, packing_available
 
 ASSET = Path(__file__).resolve().parent.parent.parent / "assets" / "weights" / "digiface_dcgan.safetensors"
 BN_EPS = 1e-5
@@ -55,7 +66,8 @@ class DCGANGenerator(SplitGenerator):
     num_layers = 5
     nz = 100
 
-    def __init__(self, state_dict: dict[str, Tensor]) -> None:
+    def __init__(self, state_dict: dict[str, Tensor], packed: bool = True) -> None:
+        """state_dict: the tutorial's; packed=False keeps to the plain path (for tests)."""
         super().__init__()
         conv_keys = ["main.0", "main.3", "main.6", "main.9", "main.12"]
         bn_keys = ["main.1", "main.4", "main.7", "main.10", None]
@@ -72,12 +84,23 @@ class DCGANGenerator(SplitGenerator):
                 w = w.reshape(w.shape[0], -1).t()  # [Cout*16, Cin]: transposed_conv_gemm's layout
             self.register_buffer(f"weight{i}", w.contiguous())  # else [Cin, Cout, 4, 4]
             self.register_buffer(f"bias{i}", bias.float().contiguous())
+        # derived constants (not saved or moved): None where packing is unavailable or disagrees
+        self._packed: list[PackedConvolution] | None = None
+        if packed and packing_available():
+            self._packed = [PackedConvolution(functools.partial(self._conv_weight, i), functools.partial(self._bias, i),
+                                              transposed=True, stride=self._stride_padding(i)[0],
+                                              padding=self._stride_padding(i)[1],
+                                              activation="tanh" if i == self.num_layers - 1 else "relu")
+                            for i in range(self.num_layers)]
+        if self._packed is not None and not self._packed_path_agrees():
+            warnings.warn("DCGAN: oneDNN-packed stages disagree with the plain ones here; using the plain path")
+            self._packed = None
         self.freeze()
 
     @classmethod
-    def load(cls, path: str | Path = ASSET, device: str | torch.device = "cpu") -> "DCGANGenerator":
+    def load(cls, path: str | Path = ASSET, device: str | torch.device = "cpu", packed: bool = True) -> "DCGANGenerator":
         """Load the DigiFace DCGAN from a safetensors file of the tutorial's state_dict."""
-        return cls(load_file(str(path))).to(device)
+        return cls(load_file(str(path)), packed=packed).to(device)
 
     @staticmethod
     def _input_size(split: int) -> int:
@@ -87,6 +110,37 @@ class DCGANGenerator(SplitGenerator):
     @classmethod
     def _runs_as_gemm(cls, split: int) -> bool:
         return cls._input_size(split) <= GEMM_MAX_INPUT
+
+    @staticmethod
+    def _stride_padding(split: int) -> tuple[int, int]:
+        return (1, 0) if split == 0 else (2, 1)
+
+    def _conv_weight(self, split: int) -> Tensor:
+        """Stage `split`'s weight in conv_transpose2d's layout [Cin, Cout, 4, 4] (a copy for the matrix-product stages)."""
+        w = getattr(self, f"weight{split}")
+        if self._runs_as_gemm(split):
+            return w.t().reshape(w.shape[1], -1, 4, 4)
+        return w
+
+    def _bias(self, split: int) -> Tensor:
+        return getattr(self, f"bias{split}")
+
+    @torch.enable_grad()
+    def _packed_path_agrees(self, tolerance: float = 1e-4) -> bool:
+        """Whether the packed stages give the plain path's image and latent gradient (batch 1)."""
+        z = torch.randn(1, self.nz, generator=torch.Generator().manual_seed(0))
+        results = []
+        for packed in (False, True):
+            leaf = z.clone().requires_grad_(True)
+            x = leaf[:, :, None, None]
+            for k in range(self.num_layers):
+                out = self._packed[k](x) if packed else None  # type: ignore[index]
+                if packed and out is None:
+                    return False
+                x = self._advance_plain(k, x) if out is None else out
+            (x * torch.linspace(-1, 1, x.numel()).view_as(x)).sum().backward()
+            results.append((x.detach(), leaf.grad))
+        return all(bool((a - b).abs().max() <= tolerance * a.abs().max()) for a, b in zip(*results))
 
     @property
     def device(self) -> torch.device:
@@ -105,15 +159,21 @@ class DCGANGenerator(SplitGenerator):
 
     def advance(self, split: int, state: State, variables: Variables) -> State:
         self._check_split(split)
-        weight, bias = getattr(self, f"weight{split}"), getattr(self, f"bias{split}")
         x = variables["latent"][:, :, None, None] if split == 0 else state["features"]  # z: [B, 100, 1, 1]
-        stride, padding = (1, 0) if split == 0 else (2, 1)
+        out = None
+        if self._packed is not None and self.weight0.device.type == "cpu" and self.weight0.dtype == torch.float32:
+            out = self._packed[split](x)
+        return {"features": self._advance_plain(split, x) if out is None else out}
+
+    def _advance_plain(self, split: int, x: Tensor) -> Tensor:
+        """Stage `split` with torch's kernels: x [B, Cin, S, S] -> [B, Cout, 2S, 2S] (stage 0: 1 -> 4)."""
+        weight, bias = getattr(self, f"weight{split}"), getattr(self, f"bias{split}")
+        stride, padding = self._stride_padding(split)
         if self._runs_as_gemm(split):
             x = transposed_conv_gemm(x, weight, bias, 4, stride, padding, self._input_size(split + 1))
         else:
             x = F.conv_transpose2d(x, weight, bias, stride=stride, padding=padding)
-        x = torch.tanh(x) if split == self.num_layers - 1 else F.relu(x)
-        return {"features": x}
+        return torch.tanh(x) if split == self.num_layers - 1 else F.relu(x)
 
     def to_image(self, state: State) -> Tensor:
         return state["features"]
@@ -128,8 +188,8 @@ class TutorialDCGAN(DCGANGenerator):
     """The straightforward implementation, for tests and the benchmark's "before" numbers:
     the PyTorch tutorial's ConvTranspose2d / BatchNorm2d (eval) / ReLU modules, BN not folded."""
 
-    def __init__(self, state_dict: dict[str, Tensor]) -> None:
-        super().__init__(state_dict)
+    def __init__(self, state_dict: dict[str, Tensor], packed: bool = False) -> None:
+        super().__init__(state_dict, packed=False)  # its own modules below: nothing to pack
         self.stages = nn.ModuleList()
         for i in range(self.num_layers):
             w = state_dict[f"main.{3 * i}.weight"].float()
