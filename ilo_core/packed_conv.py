@@ -44,7 +44,7 @@ def packing_available() -> bool:
     return torch.backends.mkldnn.is_available() and all(hasattr(torch.ops.mkldnn, op) for op in ops)
 
 
-def _flops(transposed: bool):
+def _flops(transposed: bool) -> Callable[..., int]:
     def count(x_shape: list[int], w_shape: list[int], *args: object, out_shape: list[int], **kwargs: object) -> int:
         # multiply-adds: every (input pixel of a transposed convolution, or output pixel of a
         # convolution) x Cin x Cout x kernel taps; the packed weight's shape gives the taps
