@@ -12,10 +12,11 @@ modules (forward + input gradient, batch 1):
 
 oneDNN's blocked layout depends on the input's shape: a weight packed for other spatial
 sizes is reordered again on every call (far slower than not packing). So the packed
-weights are made on the first call for each input shape, up to `max_shapes` shapes, under
-a lock; they are derived, read-only constants of a frozen weight, and one object serves
-many threads. Further shapes, other devices and dtypes get None, and the caller runs its
-plain path.
+weights are made on the first call for each input shape and kept for the `max_shapes`
+shapes used last, under a lock. They are derived, read-only constants of a frozen weight:
+which path runs, and so the result, depends only on the input (never on what ran
+before), and one object serves many threads. Other devices and dtypes get None, and the
+caller runs its plain path.
 
 It calls torch's `mkldnn::_reorder_convolution_weight`, `_reorder_convolution_transpose_weight`,
 `_convolution_pointwise` and `_convolution_transpose_pointwise` (the ops torch.compile's CPU
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -102,7 +104,7 @@ class PackedConvolution:
     conv_transpose2d's [Cin, Cout, k, k] (any stride and padding, no output padding), and
     bias() the [Cout] bias: they are read from their owner when needed, so that no second
     copy of the weights is kept. Calling it with x [B, Cin, H, W] gives the output, or None
-    where it cannot run (not a float32 CPU tensor, or past its shape budget).
+    where it cannot run (not a float32 CPU tensor).
     """
 
     def __init__(self, weight: Callable[[], Tensor], bias: Callable[[], Tensor], *, transposed: bool,
@@ -115,7 +117,8 @@ class PackedConvolution:
         self.weight, self.bias = weight, bias
         self.transposed, self.stride, self.padding, self.activation = transposed, stride, padding, activation
         self.max_shapes = max_shapes
-        self._packed: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}  # input shape -> (forward, backward)
+        # input shape -> (forward, backward) packed weights, least recently used first
+        self._packed: OrderedDict[tuple[int, ...], tuple[Tensor, Tensor]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, object]:  # copies start without packed weights (and a fresh lock)
@@ -123,7 +126,7 @@ class PackedConvolution:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self._packed, self._lock = {}, threading.Lock()
+        self._packed, self._lock = OrderedDict(), threading.Lock()
 
     def _packed_weights(self, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         b, _, h, w = shape
@@ -147,10 +150,14 @@ class PackedConvolution:
             return None
         shape = tuple(x.shape)
         with self._lock:
-            if shape not in self._packed and len(self._packed) < self.max_shapes:
+            if shape in self._packed:
+                self._packed.move_to_end(shape)
+            else:
                 self._packed[shape] = self._packed_weights(shape)
-            weights = self._packed.get(shape)
-        return None if weights is None else _PackedFunction.apply(x, self, weights)
+                if len(self._packed) > self.max_shapes:
+                    self._packed.popitem(last=False)
+            weights = self._packed[shape]
+        return _PackedFunction.apply(x, self, weights)
 
     @property
     def shapes_packed(self) -> int:

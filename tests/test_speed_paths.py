@@ -141,7 +141,7 @@ def test_packed_lpips_trunk_equals_the_plain_trunk_and_its_input_gradient(net, s
 
 
 @pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
-def test_packed_conv_relu_falls_back_past_its_shape_budget_and_for_float64_and_across_threads():
+def test_packed_conv_relu_keeps_its_last_shapes_across_threads_and_falls_back_for_float64():
     conv = torch.nn.Conv2d(8, 6, 3, padding=1)
     layer = PackedConvReLU(conv)
     inputs = [torch.randn(1 + i % 2, 8, 3 + i, 3 + i) for i in range(layer.packed.max_shapes + 2)]
@@ -154,6 +154,7 @@ def test_packed_conv_relu_falls_back_past_its_shape_budget_and_for_float64_and_a
     assert layer.packed.shapes_packed == layer.packed.max_shapes
     for i, x in enumerate(inputs):
         assert torch.allclose(results[i], torch.relu(conv(x)), atol=1e-5)
+        assert torch.equal(layer(x), results[i])  # re-packed or not, the same result for the same input
     x64 = torch.randn(1, 8, 5, 5, dtype=torch.float64)
     assert torch.allclose(PackedConvReLU(conv.double())(x64), torch.relu(conv(x64)))
 
