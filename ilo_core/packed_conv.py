@@ -104,7 +104,7 @@ class PackedConvolution:
     conv_transpose2d's [Cin, Cout, k, k] (any stride and padding, no output padding), and
     bias() the [Cout] bias: they are read from their owner when needed, so that no second
     copy of the weights is kept. Calling it with x [B, Cin, H, W] gives the output, or None
-    where it cannot run (not a float32 CPU tensor).
+    where it cannot run (x or the bias not a float32 CPU tensor).
     """
 
     def __init__(self, weight: Callable[[], Tensor], bias: Callable[[], Tensor], *, transposed: bool,
@@ -146,7 +146,8 @@ class PackedConvolution:
         return forward, backward
 
     def __call__(self, x: Tensor) -> Tensor | None:
-        if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 4 or self.bias().dtype != torch.float32:
+        bias = self.bias()
+        if x.ndim != 4 or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (x, bias)):
             return None
         shape = tuple(x.shape)
         with self._lock:
@@ -174,7 +175,7 @@ class PackedConvReLU(nn.Module):
                                         padding=conv.padding[0])
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.packed(x) if self.conv.weight.device.type == "cpu" else None
+        out = self.packed(x)
         return F.relu(self.conv(x)) if out is None else out
 
 

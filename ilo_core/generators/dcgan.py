@@ -160,9 +160,7 @@ class DCGANGenerator(SplitGenerator):
     def advance(self, split: int, state: State, variables: Variables) -> State:
         self._check_split(split)
         x = variables["latent"][:, :, None, None] if split == 0 else state["features"]  # z: [B, 100, 1, 1]
-        out = None
-        if self._packed is not None and self.weight0.device.type == "cpu" and self.weight0.dtype == torch.float32:
-            out = self._packed[split](x)
+        out = None if self._packed is None else self._packed[split](x)  # None off a float32 CPU
         return {"features": self._advance_plain(split, x) if out is None else out}
 
     def _advance_plain(self, split: int, x: Tensor) -> Tensor:
