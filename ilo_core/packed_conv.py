@@ -165,6 +165,28 @@ class PackedConvolution:
         return len(self._packed)
 
 
+@torch.enable_grad()
+def packed_form_agrees(plain: Callable[[Tensor], list[Tensor]], packed: Callable[[Tensor], list[Tensor]],
+                       probe: Tensor, tolerance: float = 1e-4) -> bool:
+    """Whether the packed form of a map gives the plain form's outputs and input gradient on
+    `probe` (each within `tolerance` of its largest entry). A packed form that raises (a
+    torch whose private oneDNN ops changed) or returns None does not agree."""
+    results = []
+    for run in (plain, packed):
+        x = probe.clone().requires_grad_(True)
+        try:
+            outs = run(x)
+        except (RuntimeError, AttributeError, TypeError):
+            if run is plain:
+                raise
+            return False
+        if any(o is None for o in outs):
+            return False
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()  # fixed, non-uniform
+        results.append([o.detach() for o in outs] + [x.grad])
+    return all(bool((a - b).abs().max() <= tolerance * a.abs().max().clamp_min(1e-12)) for a, b in zip(*results))
+
+
 class PackedConvReLU(nn.Module):
     """relu(conv(x)) for a frozen stride-1 'same' Conv2d, packed where it can be (else plain)."""
 

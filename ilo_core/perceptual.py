@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from ilo_core.packed_conv import pack_conv_relu
+from ilo_core.packed_conv import pack_conv_relu, packed_form_agrees
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 BACKBONE_FILES = {
@@ -121,46 +121,29 @@ class LPIPSNetwork(nn.Module):
         relative). Returns whether the trunk is now packed."""
         if self.shift.device.type != "cpu":
             return False
-        try:
-            packed = [pack_conv_relu(list(block)) for block in self.slices]
-            if all(p is None for p in packed):
-                return False
-            candidate = nn.ModuleList(block if p is None else nn.Sequential(*p) for p, block in zip(packed, self.slices))
-            agrees = _same_map(self, self.slices, candidate)
-        except (RuntimeError, AttributeError, TypeError) as exc:  # a torch whose private ops changed
-            warnings.warn(f"LPIPS: oneDNN packing unavailable, using plain convolutions ({exc})")
+        packed = [pack_conv_relu(list(block)) for block in self.slices]
+        if all(p is None for p in packed):
             return False
-        if not agrees:
-            warnings.warn("LPIPS: packed convolutions disagree with the plain ones here; using plain convolutions")
+        candidate = nn.ModuleList(block if p is None else nn.Sequential(*p) for p, block in zip(packed, self.slices))
+        probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        if not packed_form_agrees(functools.partial(self._run, self.slices), functools.partial(self._run, candidate),
+                                  probe):
+            warnings.warn("LPIPS: packed convolutions disagree with the plain ones or cannot run here; "
+                          "using plain convolutions")
             return False
         self.slices = candidate
         return True
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def _run(self, slices: nn.ModuleList, x: Tensor) -> list[Tensor]:
         h = ((x - self.shift) / self.scale).contiguous(memory_format=torch.channels_last)
         outs = []
-        for block in self.slices:
+        for block in slices:
             h = block(h)
             outs.append(h)
         return outs
 
-
-@torch.enable_grad()
-def _same_map(model: LPIPSNetwork, plain: nn.ModuleList, packed: nn.ModuleList, tolerance: float = 1e-4) -> bool:
-    """Whether two slice lists give the same features and input gradient on a CPU probe image."""
-    probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    results = []
-    for slices in (plain, packed):
-        x = probe.clone().requires_grad_(True)
-        h = ((x - model.shift) / model.scale).contiguous(memory_format=torch.channels_last)
-        feats = []
-        for block in slices:
-            h = block(h)
-            feats.append(h)
-        sum((f * f.detach().flip(1)).sum() for f in feats).backward()  # any fixed, non-uniform weighting
-        results.append([f.detach() for f in feats] + [x.grad])
-    return all(bool((a - b).abs().max() <= tolerance * a.abs().max().clamp_min(1e-12))
-               for a, b in zip(*results))
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return self._run(self.slices, x)
 
 
 def reference_lpips(net: str = "alex") -> nn.Module:
