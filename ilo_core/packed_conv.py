@@ -6,8 +6,9 @@ reorders the weight once into oneDNN's blocked layout, fuses the activation into
 convolution, and prepacks the weight of the input gradient too (which is itself a
 convolution). Measured on this project's 2-core CPU, timed in turn against the plain
 modules (forward + input gradient, batch 1):
-  - LPIPS trunk + distance: alex 64 px 9.6 -> 7.1 ms, 256 px 50.8 -> 47.0 ms;
-    vgg 64 px 70.7 -> 51.1 ms, 256 px 671 -> 645 ms;
+  - LPIPS trunk + distance, each conv + ReLU pair packed: alex 64 px 9.6 -> 7.1 ms,
+    256 px 50.8 -> 47.0 ms; vgg 64 px 70.7 -> 51.1 ms, 256 px 671 -> 645 ms (the trunk
+    now runs as one autograd node over these convolutions: `ilo_core.packed_trunk`);
   - the DigiFace DCGAN, all five stages: 13.0-14.5 -> 7.8-8.7 ms.
 
 oneDNN's blocked layout depends on the input's shape: a weight packed for other spatial
@@ -32,8 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 ACTIVATIONS = ("relu", "tanh")
@@ -66,45 +66,28 @@ def flop_formulas() -> dict[object, object]:
 class _PackedFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, conv: "PackedConvolution", weights: tuple[Tensor, Tensor]) -> Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
-        pad, stride = [conv.padding] * 2, [conv.stride] * 2
-        if conv.transposed:
-            out = torch.ops.mkldnn._convolution_transpose_pointwise(
-                x, weights[0], conv.bias(), pad, [0, 0], stride, [1, 1], 1, conv.activation, [], "")
-        else:
-            out = torch.ops.mkldnn._convolution_pointwise(
-                x, weights[0], conv.bias(), pad, stride, [1, 1], 1, conv.activation, [], "")
+        out = conv.run_forward(x, weights)
         ctx.save_for_backward(out)
-        ctx.conv, ctx.backward_weight = conv, weights[1]
+        ctx.conv, ctx.weights = conv, weights
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         (out,) = ctx.saved_tensors
-        conv = ctx.conv
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        if conv.activation == "relu":
-            grad = torch.ops.aten.threshold_backward(grad, out, 0)
-        else:
-            grad = torch.ops.aten.tanh_backward(grad, out)
-        # the input gradient is a convolution too: of the transposed convolution, with the same
-        # weight, stride and padding; of a stride-1 'same' convolution, with the weight
-        # flipped and transposed (see _packed_weights)
-        stride = [conv.stride] * 2 if conv.transposed else [1, 1]
-        grad_x = torch.ops.mkldnn._convolution_pointwise(grad, ctx.backward_weight, None, [conv.padding] * 2,
-                                                         stride, [1, 1], 1, "none", [], "")
-        return grad_x, None, None
+        return ctx.conv.run_backward(grad, out, ctx.weights), None, None
 
 
 class PackedConvolution:
     """activation(conv2d(x, W, b)) or activation(conv_transpose2d(x, W, b)), prepacked.
 
-    weight() gives conv2d's [Cout, Cin, k, k] (stride 1, odd k, padding k // 2) or
+    weight() gives conv2d's [Cout, Cin, k, k] (stride 1, padding 0 .. k - 1) or
     conv_transpose2d's [Cin, Cout, k, k] (any stride and padding, no output padding), and
     bias() the [Cout] bias: they are read from their owner when needed, so that no second
-    copy of the weights is kept. Calling it with x [B, Cin, H, W] gives the output, or None
-    where it cannot run (x or the bias not a float32 CPU tensor).
+    copy of the weights is kept. Calling it with x [B, Cin, H, W] gives the output (one
+    autograd node), or None where it cannot run (x or the bias not a float32 CPU tensor).
+    `packed_weights`, `run_forward` and `run_backward` are the same computation for callers
+    that chain several convolutions in one autograd node of their own.
     """
 
     def __init__(self, weight: Callable[[], Tensor], bias: Callable[[], Tensor], *, transposed: bool,
@@ -112,9 +95,9 @@ class PackedConvolution:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         k = weight().shape[-1]
-        if not transposed and (stride != 1 or k % 2 == 0 or padding != k // 2):
-            raise ValueError("a packed conv2d must be stride 1 with 'same' padding (odd kernel, padding k // 2)")
-        self.weight, self.bias = weight, bias
+        if not transposed and (stride != 1 or not 0 <= padding < k):
+            raise ValueError("a packed conv2d must be stride 1 with a padding of 0 .. k - 1")
+        self.weight, self.bias, self.kernel_size = weight, bias, k
         self.transposed, self.stride, self.padding, self.activation = transposed, stride, padding, activation
         self.max_shapes = max_shapes
         # input shape -> (forward, backward) packed weights, least recently used first
@@ -139,13 +122,22 @@ class PackedConvolution:
             forward = ops._reorder_convolution_transpose_weight(weight, pad, [0, 0], stride, [1, 1], 1, list(shape))
             backward = ops._reorder_convolution_weight(weight, pad, stride, [1, 1], 1, [b, cout, out_h, out_w])
         else:
-            cout = weight.shape[0]
+            cout, out_h, out_w = weight.shape[0], h + 2 * self.padding - k + 1, w + 2 * self.padding - k + 1
             flipped = weight.transpose(0, 1).flip(2, 3).contiguous()
             forward = ops._reorder_convolution_weight(weight, pad, stride, [1, 1], 1, list(shape))
-            backward = ops._reorder_convolution_weight(flipped, pad, [1, 1], [1, 1], 1, [b, cout, h, w])
+            backward = ops._reorder_convolution_weight(flipped, [self._backward_padding()] * 2, [1, 1], [1, 1], 1,
+                                                       [b, cout, out_h, out_w])
         return forward, backward
 
-    def __call__(self, x: Tensor) -> Tensor | None:
+    def _backward_padding(self) -> int:
+        # the input gradient is a convolution too: of a transposed convolution, with the same
+        # weight, stride and padding; of a stride-1 convolution with padding p, with the
+        # weight flipped and transposed and padding k - 1 - p
+        return self.padding if self.transposed else self.kernel_size - 1 - self.padding
+
+    def packed_weights(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The (forward, input-gradient) packed weights for x's shape, or None where this
+        cannot run (x or the bias not a float32 CPU tensor, x not 4-d)."""
         bias = self.bias()
         if x.ndim != 4 or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (x, bias)):
             return None
@@ -157,8 +149,32 @@ class PackedConvolution:
                 self._packed[shape] = self._packed_weights(shape)
                 if len(self._packed) > self.max_shapes:
                     self._packed.popitem(last=False)
-            weights = self._packed[shape]
-        return _PackedFunction.apply(x, self, weights)
+            return self._packed[shape]
+
+    def run_forward(self, x: Tensor, weights: tuple[Tensor, Tensor]) -> Tensor:
+        """activation(conv(x)), channels-last, no autograd: x [B, Cin, H, W] -> [B, Cout, H', W']."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        pad, stride = [self.padding] * 2, [self.stride] * 2
+        if self.transposed:
+            return torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, weights[0], self.bias(), pad, [0, 0], stride, [1, 1], 1, self.activation, [], "")
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, weights[0], self.bias(), pad, stride, [1, 1], 1, self.activation, [], "")
+
+    def run_backward(self, grad: Tensor, out: Tensor, weights: tuple[Tensor, Tensor]) -> Tensor:
+        """The input gradient [B, Cin, H, W] from the output gradient and the output `run_forward` gave."""
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        if self.activation == "relu":
+            grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        else:
+            grad = torch.ops.aten.tanh_backward(grad, out)
+        stride = [self.stride] * 2 if self.transposed else [1, 1]
+        pad = [self._backward_padding()] * 2
+        return torch.ops.mkldnn._convolution_pointwise(grad, weights[1], None, pad, stride, [1, 1], 1, "none", [], "")
+
+    def __call__(self, x: Tensor) -> Tensor | None:
+        weights = self.packed_weights(x)
+        return None if weights is None else _PackedFunction.apply(x, self, weights)
 
     @property
     def shapes_packed(self) -> int:
@@ -166,7 +182,7 @@ class PackedConvolution:
 
 
 @torch.enable_grad()
-def packed_form_agrees(plain: Callable[[Tensor], list[Tensor]], packed: Callable[[Tensor], list[Tensor]],
+def packed_form_agrees(plain: Callable[[Tensor], list[Tensor]], packed: Callable[[Tensor], list[Tensor | None] | None],
                        probe: Tensor, tolerance: float = 1e-4) -> bool:
     """Whether the packed form of a map gives the plain form's outputs and input gradient on
     `probe` (each within `tolerance` of its largest entry). A packed form that raises (a
@@ -176,53 +192,12 @@ def packed_form_agrees(plain: Callable[[Tensor], list[Tensor]], packed: Callable
         x = probe.clone().requires_grad_(True)
         try:
             outs = run(x)
+            if outs is None or any(o is None for o in outs):
+                return False
+            sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()  # fixed, non-uniform
         except (RuntimeError, AttributeError, TypeError):
             if run is plain:
                 raise
             return False
-        if any(o is None for o in outs):
-            return False
-        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()  # fixed, non-uniform
         results.append([o.detach() for o in outs] + [x.grad])
     return all(bool((a - b).abs().max() <= tolerance * a.abs().max().clamp_min(1e-12)) for a, b in zip(*results))
-
-
-class PackedConvReLU(nn.Module):
-    """relu(conv(x)) for a frozen stride-1 'same' Conv2d, packed where it can be (else plain)."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-        self.packed = PackedConvolution(lambda: self.conv.weight, lambda: self.conv.bias, transposed=False,
-                                        padding=conv.padding[0])
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.packed(x)
-        return F.relu(self.conv(x)) if out is None else out
-
-
-def _eligible(conv: nn.Module) -> bool:
-    """A stride-1, undilated, ungrouped square convolution with 'same' padding and a bias."""
-    return (isinstance(conv, nn.Conv2d) and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.bias is not None and conv.kernel_size[0] == conv.kernel_size[1]
-            and conv.kernel_size[0] % 2 == 1 and conv.padding == (conv.kernel_size[0] // 2,) * 2)
-
-
-def pack_conv_relu(layers: list[nn.Module]) -> list[nn.Module] | None:
-    """The same layers with each eligible (Conv2d, ReLU) pair fused into a PackedConvReLU,
-    or None if this torch cannot pack (or there was nothing to pack)."""
-    if not packing_available():
-        return None
-    out: list[nn.Module] = []
-    packed = 0
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        if _eligible(layer) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU):
-            out.append(PackedConvReLU(layer))
-            packed += 1
-            i += 2
-        else:
-            out.append(layer)
-            i += 1
-    return out if packed else None

@@ -15,7 +15,8 @@ from ilo_core.config import SolverConfig
 from ilo_core.generators import StyleGAN2Generator
 from ilo_core.memory import keep_freed_memory
 from ilo_core.operators import Denoising, SuperResolution
-from ilo_core.packed_conv import PackedConvReLU, flop_formulas, packing_available
+from ilo_core.packed_conv import PackedConvolution, flop_formulas, packing_available
+from ilo_core.packed_trunk import PackedTrunk
 from ilo_core.perceptual import (LPIPSNetwork, PerceptualDistance, _NormalizedFeatureDistance, get_lpips,
                                  reference_lpips, unit_normalize)
 from ilo_core.solver import ILOSolver
@@ -128,35 +129,59 @@ def _features_and_input_grad(model, x):
 
 
 @pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
-@pytest.mark.parametrize("net,size", [("alex", 64), ("alex", 256), ("vgg", 64)])
+@pytest.mark.parametrize("net,size", [("alex", 64), ("alex", 57), ("alex", 256), ("vgg", 64)])
 def test_packed_lpips_trunk_equals_the_plain_trunk_and_its_input_gradient(net, size):
     plain = LPIPSNetwork(net).to(memory_format=torch.channels_last)
     packed = LPIPSNetwork(net).to(memory_format=torch.channels_last)
     assert packed.pack_convolutions()
-    assert any(isinstance(m, PackedConvReLU) for m in get_lpips(net, "cpu").modules())  # what the engine uses
+    assert get_lpips(net, "cpu")._packed_trunk is not None  # what the engine uses
     for batch in (1, 2):
         x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)) * 2 - 1
         for a, b in zip(_features_and_input_grad(plain, x), _features_and_input_grad(packed, x)):
             assert (a - b).abs().max() <= 1e-4 * a.abs().max()
 
 
+def _conv_relu_and_input_grad(run, x):
+    x = x.clone().requires_grad_(True)
+    out = run(x)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), x.grad
+
+
 @pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
-def test_packed_conv_relu_keeps_its_last_shapes_across_threads_and_falls_back_for_float64():
+@pytest.mark.parametrize("kernel,stride,padding,size", [(11, 4, 2, 64), (11, 4, 2, 61), (5, 2, 1, 20), (4, 3, 0, 17),
+                                                         (3, 1, 1, 9), (5, 1, 0, 9)])
+def test_packed_trunk_convolutions_strided_or_not_equal_conv2d_and_relu(kernel, stride, padding, size):
+    """Strided convolutions run on the space-to-depth rearranged input; stride-1 ones need not pad to 'same'."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 8, kernel, stride, padding)
+    shift, scale = torch.rand(1, 3, 1, 1) - 0.5, torch.rand(1, 3, 1, 1) + 0.5
+    trunk = PackedTrunk.build([conv, torch.nn.ReLU()], [2], lambda: shift, lambda: scale)
+    x = torch.rand(2, 3, size, size + 3) * 2 - 1
+    want = _conv_relu_and_input_grad(lambda t: torch.relu(conv((t - shift) / scale)), x)
+    got = _conv_relu_and_input_grad(lambda t: trunk(t)[0], x)
+    for a, b in zip(want, got):
+        assert a.shape == b.shape and (a - b).abs().max() <= 1e-5 * a.abs().max()
+    assert trunk(x.double()) is None  # other dtypes: the caller's plain path
+    assert PackedTrunk.build([torch.nn.AvgPool2d(2), conv, torch.nn.ReLU()], [3], lambda: shift, lambda: scale) is None
+
+
+@pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
+def test_packed_convolution_keeps_its_last_shapes_across_threads_and_falls_back_for_float64():
     conv = torch.nn.Conv2d(8, 6, 3, padding=1)
-    layer = PackedConvReLU(conv)
-    inputs = [torch.randn(1 + i % 2, 8, 3 + i, 3 + i) for i in range(layer.packed.max_shapes + 2)]
+    packed = PackedConvolution(lambda: conv.weight, lambda: conv.bias, transposed=False, padding=1)
+    inputs = [torch.randn(1 + i % 2, 8, 3 + i, 3 + i) for i in range(packed.max_shapes + 2)]
     results: dict[int, torch.Tensor] = {}
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, layer(inputs[i]))) for i in range(len(inputs))]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, packed(inputs[i]))) for i in range(len(inputs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert layer.packed.shapes_packed == layer.packed.max_shapes
+    assert packed.shapes_packed == packed.max_shapes
     for i, x in enumerate(inputs):
         assert torch.allclose(results[i], torch.relu(conv(x)), atol=1e-5)
-        assert torch.equal(layer(x), results[i])  # re-packed or not, the same result for the same input
-    x64 = torch.randn(1, 8, 5, 5, dtype=torch.float64)
-    assert torch.allclose(PackedConvReLU(conv.double())(x64), torch.relu(conv(x64)))
+        assert torch.equal(packed(x), results[i])  # re-packed or not, the same result for the same input
+    assert packed(torch.randn(1, 8, 5, 5, dtype=torch.float64)) is None
 
 
 @pytest.mark.parametrize("operator", [SuperResolution(4, 64), Denoising(25)], ids=["sr", "denoise"])
@@ -218,7 +243,13 @@ def test_flop_counts_of_the_packed_paths_equal_the_plain_ones(dcgan):
         return lambda: sum(f.sum() for f in model(x)).backward()
 
     assert flops(pass_of(dcgan)) == flops(pass_of(TutorialDCGAN.load())) > 4e8
-    assert flops(trunk_of(get_lpips("alex", "cpu"))) == flops(trunk_of(LPIPSNetwork("alex"))) > 1e8
+    # alex's packed conv1 (11 x 11, stride 4, 3 -> 64 channels, 15 x 15 out) runs as a 3 x 3
+    # convolution over the 48-channel space-to-depth input (17 x 17); its input gradient is
+    # a 3 x 3 convolution with padding 2 (64 -> 48 channels, 17 x 17 out)
+    conv1 = 2 * 64 * 3 * 11 * 11 * 15 * 15
+    space_to_depth = 2 * 64 * 48 * 3 * 3 * (15 * 15 + 17 * 17)
+    plain = flops(trunk_of(LPIPSNetwork("alex")))
+    assert flops(trunk_of(get_lpips("alex", "cpu"))) == plain - 2 * conv1 + space_to_depth and plain > 1e8
 
 
 def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
