@@ -256,13 +256,16 @@ def test_flop_counts_of_the_packed_paths_equal_the_plain_ones(dcgan):
 def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
     from ilo_core import benchmark
 
-    rows = benchmark.bench_generator(dcgan, "default", repeats=1, gflops=100.0, splits=[0])
+    rows = benchmark.bench_generator(dcgan, "default", repeats=1, splits=[0])
     ref = benchmark.reference_of(dcgan)
     assert ref is not None and ref.__class__.__name__ == "TutorialDCGAN"
-    ref_rows = benchmark.bench_generator(ref, "reference", repeats=1, gflops=100.0, lpips=False, splits=[3])
+    ref_rows = benchmark.bench_generator(ref, "reference", repeats=1, lpips=False, splits=[3])
     for row in rows + ref_rows:
         assert row["gflop"] > 0.1 and row["pass_ms"] > 0 and row["step_mse_ms"] > 0
         assert row["peak_mb"] is None or row["peak_mb"] > 100
+        # the FLOP limit comes from the matmul timed in the same loop
+        limit_ms = row["gflop"] / row["matmul_gflops"] * 1000
+        assert row["matmul_gflops"] > 1 and row["pass_vs_flop_limit"] == pytest.approx(row["pass_ms"] / limit_ms)
     assert rows[0]["step_mse_lpips_ms"] > 0 and "step_mse_lpips_ms" not in ref_rows[0]
     assert benchmark.reference_of(ref) is None
 
