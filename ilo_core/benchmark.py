@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from ilo_core.config import SolverConfig
@@ -62,13 +61,11 @@ def interleaved_medians_ms(fns: dict[str, Callable[[], object]], repeats: int, w
 MATMUL_N, MATMUL_REPEATS = 2048, 5
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, device: torch.device | None = None) -> float:
-    return interleaved_medians_ms({"fn": fn}, repeats, device=device)["fn"]
-
-
-def _matmul(device: torch.device, n: int = MATMUL_N) -> Callable[[], Tensor]:
+def matmul_ms(device: torch.device, n: int = MATMUL_N, repeats: int = MATMUL_REPEATS) -> float:
+    """Median ms of an n x n float32 matmul; its operands exist only while it is timed (so
+    that they never count in a pass's peak memory)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    return lambda: a @ b
+    return interleaved_medians_ms({"matmul": lambda: a @ b}, repeats, device=device)["matmul"]
 
 
 def _gflops(ms: float, n: int = MATMUL_N) -> float:
@@ -132,8 +129,7 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, lpips: bool = 
     slower than after an ILO step, which is where the pass runs in a solve."""
     rows = []
     device = gen.device
-    matmul = _matmul(device)
-    matmul_ms = _median_ms(matmul, MATMUL_REPEATS, device)
+    after_previous = matmul_ms(device)
     v = gen.sample_variables(1, torch.Generator(device=device).manual_seed(0))
     target = SuperResolution(4, gen.resolution)
     with torch.no_grad():
@@ -163,11 +159,11 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, lpips: bool = 
             next(run)  # the first step builds the round
             runs.append(run)
             timed[label] = functools.partial(next, run)
-        matmul_before = matmul_ms
+        before = after_previous
         row = {"generator": name, "split": split, "gflop": flops / 1e9, "peak_mb": peak_mb,
                **interleaved_medians_ms(timed, repeats, device=device)}
-        matmul_ms = _median_ms(matmul, MATMUL_REPEATS, device)  # after this row, before the next
-        row["matmul_gflops"] = _gflops((matmul_before + matmul_ms) / 2)
+        after_previous = matmul_ms(device)  # after this row, before the next
+        row["matmul_gflops"] = _gflops((before + after_previous) / 2)
         for run in runs:
             run.close()
         row["pass_vs_flop_limit"] = row["pass_ms"] / (flops / row["matmul_gflops"] / 1e6) if flops else float("nan")
