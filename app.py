@@ -1,37 +1,66 @@
 """ILO Studio: a Gradio page over the `ilo_core` engine (which never imports gradio).
 
-    python app.py [--generator default|PATH] [--device auto|cpu|cuda]
+    python app.py [--generator default|PATH] [--device auto|cpu|cuda] [--solve-slots N]
                   [--server-name 127.0.0.1] [--port 7860] [--share]
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import logging
 import os
-import threading
+import tempfile
+import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
 
-from ilo_core.memory import keep_freed_memory  # noqa: E402
-
-keep_freed_memory()  # before gradio starts its worker threads (see ilo_core/memory.py)
-
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight  # noqa: E402
-from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
-from ilo_core.images import save_image_atomic, tensor_to_uint8  # noqa: E402
-from ilo_core.perceptual import get_lpips  # noqa: E402
-from ilo_core.studio import (METHOD_LABELS, TASK_LABELS, InputError, StopFlag, build_config, crop_preview,  # noqa: E402
-                             new_output_dir, pose_problem, read_editor, run_job)
+from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight
+from ilo_core.generators import SplitGenerator, load_generator
+from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
+from ilo_core.perceptual import get_lpips
+from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
+                             crop_preview, method_labels, parse_seed, pose_problem, read_editor, run_job)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 MODES = ["Simulate: my photo is clean", "My image is already degraded"]
+
+
+class CheckedImageMask(gr.ImageMask):
+    """An ImageMask that reads every uploaded file's header before Gradio decodes it.
+
+    A too-large, empty, corrupt or truncated upload reaches the handler as
+    `{"error": message}` instead of being decoded (a 13000 x 13000 px PNG is 0.5 MB on
+    disk and 0.7 GB decoded) or failing with a bare "Error".
+    """
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        try:
+            if payload.id is None:
+                for item in (payload.background, payload.composite, *(payload.layers or [])):
+                    if item is not None:
+                        image_size(item.path, Path(item.orig_name or item.path).name)
+            return super().preprocess(payload)
+        except ImageError as err:
+            return {"background": None, "layers": [], "composite": None, "error": str(err)}
+        except (OSError, ValueError, SyntaxError):
+            return {"background": None, "layers": [], "composite": None,
+                    "error": "The upload is truncated or corrupt: save the photo again and upload the new file."}
+
+
+class RawNumber(gr.Number):
+    """A number field whose value reaches the handler as typed (text, NaN, 1e30 too): the
+    handler checks it and says what is wrong in words."""
+
+    def preprocess(self, payload):
+        return payload
 
 
 def shown(image, size: int = 256):
@@ -57,32 +86,59 @@ def example_paths(generator: SplitGenerator, folder: Path) -> list[str]:
     return paths
 
 
-def build_demo(generator: SplitGenerator) -> gr.Blocks:
-    """The page for one loaded (shared, read-only) generator; controls adapt to it."""
+def queued_at(demo: gr.Blocks, request: gr.Request) -> float:
+    """When Gradio queued the event this handler runs for (time.monotonic()); now if unknown."""
+    for job in getattr(getattr(demo, "_queue", None), "active_jobs", None) or []:
+        for event in job or []:
+            if getattr(event, "request", None) is request.request:
+                return event.enqueue_time
+    return time.monotonic()
+
+
+def waiting_runs(demo: gr.Blocks, session: str) -> int:
+    """How many of this session's Run events wait in Gradio's queue."""
+    queues = getattr(getattr(demo, "_queue", None), "event_queue_per_concurrency_id", {}) or {}
+    return sum(1 for q in queues.values() for e in q.queue
+               if e.session_hash == session and getattr(e.fn, "api_name", None) == "run")
+
+
+def user_error(message: str) -> None:
+    """A person's input error: a toast where they look, and one line in the server log."""
+    LOG.warning("input error: %s", message)
+    gr.Warning(message)
+
+
+def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Path | None = None) -> gr.Blocks:
+    """The page for one loaded (shared, read-only) generator; controls adapt to it.
+
+    `solve_slots` solves run at once (more only help on a GPU); further runs wait in the
+    queue, which shows their position.
+    """
     size = generator.resolution
     rounds = min(4, generator.num_layers)
     groups = radius_groups(generator)
-    stop_flags: dict[str, StopFlag] = {}   # per browser session
-    flags_lock = threading.Lock()
+    runs, folders = SessionRuns(), OutputFolders(outputs_root)
+    examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
     get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
 
-    with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600)) as demo:
+    with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
+        demo.examples_dir = examples_dir  # lives as long as the page
         gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML 2021). "
                     f"Generator: `{generator.kind}` {size}x{size} on `{generator.device}`.")
         with gr.Row():
             with gr.Column(scale=1):
-                editor = gr.ImageMask(label="Photo: paint the region to reconstruct", type="filepath",
-                                      image_mode="RGBA", format="png", sources=["upload", "clipboard"],
-                                      layers=False, transforms=(), height=420,
-                                      brush=gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"))
+                editor = CheckedImageMask(label="Photo: paint the region to reconstruct", type="filepath",
+                                          image_mode="RGBA", format="png", sources=["upload", "clipboard"],
+                                          layers=False, transforms=(), height=420,
+                                          brush=gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"))
                 with gr.Row():
                     crop = gr.Image(label="Crop that will be used", interactive=False, height=150, width=150,
                                     elem_id="crop-image")
-                    crop_note = gr.Markdown()
+                    crop_note = gr.Markdown(label="Crop note")
                 example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False)
-                gr.Examples(examples=[[p] for p in example_paths(generator, new_output_dir())], inputs=[example_pick],
-                            label="Examples")
+                gr.Examples(examples=[[p] for p in example_paths(generator, Path(examples_dir.name))],
+                            inputs=[example_pick], label="Examples")
                 task = gr.Radio(list(TASK_LABELS), value=list(TASK_LABELS)[0], label="Task")
                 mode = gr.Radio(MODES, value=MODES[0], label="Mode")
                 with gr.Row():
@@ -90,16 +146,16 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                     factor = gr.Dropdown(factors, value=4 if 4 in factors else factors[0], label="SR factor", visible=False)
                     sigma = gr.Slider(1, 100, value=25, step=1, label="Noise sigma (0-255)", visible=False)
                     measurements = gr.Slider(1, 100, value=10, step=1, label="Measurements (%)", visible=False)
-                method = gr.Dropdown(list(METHOD_LABELS), value="ILO", label="Method")
+                method = gr.Dropdown(method_labels(TASK_LABELS[task.value]), value="ILO", label="Method")
                 with gr.Accordion("Per-layer steps and l1 radii", open=False):
                     step_sliders, radius_sliders = [], {g: [] for g in groups}
                     for r in range(rounds):
                         with gr.Row():
                             step_sliders.append(gr.Slider(0, 300, value=50, step=5, label=f"layer {r}: steps"))
                             for g, values in groups.items():
-                                radius_sliders[g].append(gr.Slider(
-                                    0, 10000, value=values[r] or 0, step=10, label=f"layer {r}: {g} radius",
-                                    visible=r > 0))
+                                if r > 0:  # round 0 is CSGM: no ball
+                                    radius_sliders[g].append(gr.Slider(0, 10000, value=values[r] or 0, step=10,
+                                                                       label=f"layer {r}: {g} radius"))
                 with gr.Accordion("Advanced", open=False):
                     mse_w = gr.Slider(0, 10, value=1.0, step=0.1, label="MSE weight")
                     lpips_w = gr.Slider(0, 10, value=default_lpips_weight(generator, TASK_LABELS[task.value]), step=0.1,
@@ -107,14 +163,14 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                     geo_w = gr.Slider(0, 1, value=0.01 if generator.kind == "stylegan2" else 0.0, step=0.01,
                                       label="Geodesic weight")
                     lr = gr.Slider(0.001, 1.0, value=0.1, step=0.001, label="Learning rate")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    seed = RawNumber(value=0, label="Seed (a whole number)")
                     l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
             with gr.Column(scale=1):
                 preview = gr.Image(label="Current reconstruction", interactive=False, height=256)
-                status = gr.Markdown("Press **Run** to start.")
+                status = gr.Markdown("Press **Run** to start.", label="Status")
                 curve = gr.LinePlot(x="step", y="log10 MSE", color="series", label="Loss curve", height=220)
                 with gr.Row():
                     observation_img = gr.Image(label="Observation", interactive=False)
@@ -124,22 +180,28 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                 files = gr.File(label="Downloads: result PNG, progression GIF, solver state", file_count="multiple",
                                 interactive=False, elem_id="downloads")
 
-        def show_params(task_label: str, observed_pct: float):
+        def show_params(task_label: str, observed_pct: float, method_label: str):
             t = TASK_LABELS[task_label]
+            choices = method_labels(t)
             return (gr.update(visible=t == "random-inpaint"), gr.update(visible=t == "super-resolution"),
                     gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"),
-                    follow_observed(task_label, observed_pct))
+                    follow_observed(task_label, observed_pct),
+                    gr.update(choices=choices, value=method_label if method_label in choices else "ILO"))
 
         def follow_observed(task_label: str, observed_pct: float):
             return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
 
         def on_upload(value):
+            error = value.get("error") if isinstance(value, dict) else None
             path = value.get("background") if isinstance(value, dict) else None
             try:
+                if error:
+                    raise InputError(error)
                 image, note = crop_preview(path, size)
             except InputError as err:
-                raise gr.Error(str(err)) from None
-            return image, note
+                user_error(str(err))
+                return None, None, f"**Not used:** {err}"
+            return gr.update(), image, note
 
         def on_example(path):
             if not path:
@@ -148,41 +210,58 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
             return {"background": path, "layers": [], "composite": path}, image, note
 
         def on_stop(request: gr.Request):
-            with flags_lock:
-                flag = stop_flags.get(request.session_hash)
-            if flag is not None:
-                flag.set()
+            session = request.session_hash
+            count = runs.stop(session) + waiting_runs(demo, session)
+            if count == 0:
+                gr.Info("Nothing is running: there is nothing to stop.")
+                return gr.update()
             return "Stopping… the best result so far will be kept."
 
-        def on_run(request: gr.Request, editor_value, task_label, mode_label, observed_pct, factor_value, sigma_value,
-                   meas_pct, method_label, *controls):
-            n = len(step_sliders)
-            steps = list(controls[:n])
-            radii = {g: list(controls[n + i * n: n + (i + 1) * n]) for i, g in enumerate(groups)}
-            mse_v, lpips_v, geo_v, lr_v, seed_v, l1_v = controls[n + len(groups) * n:]
-            t, m = TASK_LABELS[task_label], METHOD_LABELS[method_label]
+        names = ["editor", "task", "mode", "observed_pct", "sr_factor", "noise_sigma", "measurements_pct", "method",
+                 *[f"steps_layer_{r}" for r in range(rounds)],
+                 *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
+                 "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection"]
+
+        def on_run(request: gr.Request, *values):
+            v = dict(zip(names, values))
+            session = request.session_hash
+            flag = runs.start(session, queued_at(demo, request))
+            if flag is None:
+                yield {status: "Stopped before it started."}
+                return
             try:
-                inputs = read_editor(editor_value, size)
-                problem = pose_problem(inputs, t, mode_label == MODES[1], observed_pct=observed_pct,
-                                       factor=int(factor_value or 0), sigma=sigma_value, measurements_pct=meas_pct,
-                                       seed=int(seed_v or 0), device=generator.device)
-                common = dict(steps=steps, radii=radii, observed_pct=observed_pct, mse_weight=mse_v,
-                              lpips_weight=lpips_v, geodesic_weight=geo_v, lr=lr_v, seed=int(seed_v or 0),
-                              l1_projection=l1_v)
-                if m == "compare":
-                    configs = {"ILO": build_config(generator, t, "ilo", **common),
-                               "CSGM-MSE": build_config(generator, t, "csgm-mse", **common)}
-                else:
-                    configs = {method_label.split(" ")[0]: build_config(generator, t, m, **common)}
-            except InputError as err:
-                raise gr.Error(str(err)) from None
-            flag = StopFlag()
-            with flags_lock:
-                stop_flags[request.session_hash] = flag
-            yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: "Starting…", files: None,
-                   result_img: None, compare_img: gr.update(value=None, visible=m == "compare")}
-            try:
-                for update in run_job(generator, problem, configs, flag, new_output_dir()):
+                try:
+                    editor_value = v["editor"]
+                    if isinstance(editor_value, dict) and editor_value.get("error"):
+                        raise InputError(editor_value["error"])
+                    t, m = TASK_LABELS.get(v["task"]), METHOD_LABELS.get(v["method"])
+                    if t is None or m is None:
+                        raise InputError(f"Unknown task or method: {v['task']!r}, {v['method']!r}.")
+                    seed_value = parse_seed(v["seed"])
+                    inputs = read_editor(editor_value, size)
+                    problem = pose_problem(inputs, t, v["mode"] == MODES[1], observed_pct=v["observed_pct"],
+                                           factor=v["sr_factor"] or 0, sigma=v["noise_sigma"],
+                                           measurements_pct=v["measurements_pct"], seed=seed_value,
+                                           device=generator.device)
+                    common = dict(steps=[v[f"steps_layer_{r}"] for r in range(rounds)],
+                                  radii={g: [None] + [v[f"{g}_radius_layer_{r}"] for r in range(1, rounds)]
+                                         for g in groups},
+                                  observed_pct=v["observed_pct"], mse_weight=v["mse_weight"],
+                                  lpips_weight=v["lpips_weight"], geodesic_weight=v["geodesic_weight"],
+                                  lr=v["learning_rate"], seed=seed_value, l1_projection=v["l1_projection"])
+                    if m == "compare":
+                        configs = {"ILO": build_config(generator, t, "ilo", **common),
+                                   "CSGM-MSE": build_config(generator, t, "csgm-mse", **common)}
+                    else:
+                        configs = {v["method"].split(" ")[0]: build_config(generator, t, m, **common)}
+                except InputError as err:
+                    user_error(str(err))
+                    yield {status: f"**Could not run:** {err}"}  # the earlier results stay on screen
+                    return
+                yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: "Starting…",
+                       files: None, preview: None, result_img: None, clean_img: None,
+                       compare_img: gr.update(value=None, visible=m == "compare")}
+                for update in run_job(generator, problem, configs, flag, folders.new(session)):
                     out = {status: update.status,
                            curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
                     if update.preview is not None:
@@ -197,22 +276,30 @@ def build_demo(generator: SplitGenerator) -> gr.Blocks:
                             out[compare_img] = shown(results["CSGM-MSE"]["image"])
                     yield out
             except InputError as err:
-                raise gr.Error(str(err)) from None
+                user_error(str(err))
+                yield {status: f"**Could not finish:** {err}"}
             finally:
-                with flags_lock:
-                    if stop_flags.get(request.session_hash) is flag:
-                        del stop_flags[request.session_hash]
+                runs.finish(session, flag)
 
-        task.change(show_params, [task, observed], [observed, factor, sigma, measurements, lpips_w])
+        on_run.__signature__ = inspect.Signature(
+            [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
+            + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+        def on_session_end(request: gr.Request):
+            runs.forget(request.session_hash)
+            folders.forget(request.session_hash)
+
+        task.change(show_params, [task, observed, method], [observed, factor, sigma, measurements, lpips_w, method])
         observed.change(follow_observed, [task, observed], lpips_w)
-        editor.upload(on_upload, editor, [crop, crop_note])
+        editor.upload(on_upload, editor, [editor, crop, crop_note], api_name="upload")
         example_pick.change(on_example, example_pick, [editor, crop, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
         run_btn.click(on_run, [editor, task, mode, observed, factor, sigma, measurements, method, *controls],
                       [preview, status, curve, observation_img, result_img, compare_img, clean_img, files],
-                      concurrency_limit=2, api_name="run")
+                      concurrency_limit=solve_slots, concurrency_id="solve", api_name="run")
         stop_btn.click(on_stop, None, status, concurrency_limit=None, api_name="stop")
-    demo.queue(max_size=16, default_concurrency_limit=2)
+        demo.unload(on_session_end)
+    demo.queue(max_size=16)
     return demo
 
 
@@ -220,16 +307,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ILO Studio")
     parser.add_argument("--generator", default="default", help="'default' or a rosinality StyleGAN-2 .pt")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--solve-slots", type=int, default=1,
+                        help="solves at once (default 1: on a CPU more add no throughput)")
     parser.add_argument("--server-name", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.solve_slots < 1:
+        raise SystemExit("error: --solve-slots must be at least 1")
     try:
         generator = load_generator(args.generator, args.device)
     except ValueError as err:
         raise SystemExit(f"error: {err}")
-    build_demo(generator).launch(server_name=args.server_name, server_port=args.port, share=args.share,
-                                 max_file_size="25mb")
+    build_demo(generator, args.solve_slots).launch(server_name=args.server_name, server_port=args.port,
+                                                   share=args.share, max_file_size="25mb")
 
 
 if __name__ == "__main__":

@@ -1,36 +1,76 @@
-"""Files are written whole or not at all: write to a temporary file beside the target,
-then rename it over the target (atomic on POSIX); on any error the temporary goes away."""
+"""Files are written whole or not at all.
+
+`atomic_write(path)` yields a binary file. On Linux it is an unnamed file in the target's
+folder (O_TMPFILE): until the body succeeds it has no name, so an error, an exception or
+even `kill -9` leaves nothing behind. On success it is linked under a temporary name and
+renamed over the target (atomic on POSIX). Elsewhere a named temporary beside the target
+is removed on any error. Either way the file gets mode 0666 less the umask, like any file
+the user's programs create.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
+
+_PROC_FD = Path("/proc/self/fd")
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """A writable file descriptor of an unnamed file in `folder`, or None where unsupported."""
+    if not hasattr(os, "O_TMPFILE") or not _PROC_FD.is_dir():
+        return None
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
+    except OSError:  # a file system without O_TMPFILE support
+        return None
+
+
+def _link_unnamed(fd: int, name: Path) -> None:
+    """Give the unnamed file `fd` the name `name` (linkat with AT_SYMLINK_FOLLOW through /proc;
+    a plain link() would try to link the /proc symlink itself)."""
+    proc = os.open(_PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(str(fd), name, src_dir_fd=proc, follow_symlinks=True)
+    finally:
+        os.close(proc)
 
 
 @contextmanager
-def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside `path` to write to; it replaces `path` on success."""
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """Yield a binary file object; it becomes `path` when the body finishes without error."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=path.name, suffix=suffix)
-    os.close(fd)
+    folder = path.resolve().parent
+    temp = folder / f".{path.name}.{secrets.token_hex(4)}.partial"
+    fd = _unnamed_file(folder)
+    named = fd is None
+    if named:
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            if not named:
+                _link_unnamed(f.fileno(), temp)
+        os.replace(temp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes(data: bytes, path: str | Path) -> None:
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 def write_json(data: object, path: str | Path) -> None:
     """JSON, whole or not at all."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
+    write_bytes(json.dumps(data, indent=1).encode(), path)
 
 
 def write_text(text: str, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_bytes(text.encode(), path)

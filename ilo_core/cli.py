@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from ilo_core.config import METHODS
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
 from ilo_core.generators import load_generator
-from ilo_core.images import ImageError, load_image, load_mask, save_image_atomic
+from ilo_core.images import ImageError, image_format, image_size, load_image, load_mask, save_image_atomic
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
@@ -29,16 +31,51 @@ def _steps(text: str) -> list[int]:
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if value > 1:  # accept percentages
-        value /= 100
+    """A fraction in (0, 1] (one unit only: 0.1 is 10 %)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a percentage, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] (0.1 means 10 %), got {text}")
     return value
 
 
+OUTPUT_SUFFIXES = {"gif": (".gif",), "report": (".json",), "save_state": (".safetensors",)}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path's format, folder and writability, before any work starts (ValueError)."""
+    image_format(args.out)
+    for name, suffixes in OUTPUT_SUFFIXES.items():
+        path = getattr(args, name)
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise ValueError(f"--{name.replace('_', '-')} {path}: the file name must end in {' or '.join(suffixes)}")
+    paths = [p for p in (args.out, args.gif, args.report, args.save_state) if p is not None]
+    inputs = {p.resolve() for p in (args.image, args.observation, args.mask) if p is not None}
+    for path in paths:
+        folder = path.resolve().parent
+        if not folder.is_dir():
+            raise ValueError(f"output folder does not exist: {path.parent}")
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder, not a file name")
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise ValueError(f"cannot write {path}: permission denied")
+        if path.resolve() in inputs:
+            raise ValueError(f"{path} is also an input: choose another output name")
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise ValueError("two outputs have the same file name")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one `error:` line (exit 2), without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ilo_core", description="ILO Studio engine")
+    parser = OneLineParser(prog="python -m ilo_core", description="ILO Studio engine")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("solve", help="reconstruct an image with ILO or a CSGM baseline")
     s.add_argument("--image", type=Path, help="the clean image (the observation is synthesized from it)")
@@ -65,12 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run_solve(args: argparse.Namespace) -> dict:
     if (args.image is None) == (args.observation is None):
         raise ValueError("give exactly one of --image (clean) or --observation (degraded)")
-    for path in (args.out, args.gif, args.report, args.save_state):
-        if path is not None and not path.resolve().parent.is_dir():
-            raise ValueError(f"output folder does not exist: {path.parent}")
+    check_outputs(args)
+    photo = args.image if args.image is not None else args.observation
+    photo_size = image_size(photo)
+    if args.mask is not None:
+        image_size(args.mask)
     generator = load_generator(args.generator, args.device)
     size, device = generator.resolution, generator.device
-    mask = load_mask(args.mask, size) if args.mask is not None else None
+    mask = load_mask(args.mask, size, photo_size) if args.mask is not None else None
     params = dict(mask=mask, observed=args.observed, factor=args.factor, sigma=args.sigma,
                   measurements=args.measurements)
     if args.image is not None:
@@ -102,7 +141,7 @@ def run_solve(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - started
     best = solver.best[0]
     if best is None:
-        raise RuntimeError("the solve produced no finite result")
+        raise RuntimeError("the solve produced no finite result: try a smaller learning rate")
     result = best.image.to(device)
     save_image_atomic(result, args.out)
     if args.gif is not None:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from ilo_core.atomic import atomic_path
+from ilo_core.atomic import write_bytes
 from ilo_core.images import tensor_to_uint8
 
 
@@ -48,6 +48,6 @@ class FrameRecorder:
         if not frames:
             raise ValueError("no frames were recorded")
         path = Path(path)
-        with atomic_path(path, suffix=".tmp.gif") as tmp:
-            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=int(seconds_per_frame * 1000), loop=0)
+        write_bytes(iio.imwrite("<bytes>", np.stack(frames), extension=".gif",
+                                duration=int(seconds_per_frame * 1000), loop=0), path)
         return path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from ilo_core.atomic import atomic_path
+from ilo_core.atomic import atomic_write
 
 MAX_PIXELS = 40_000_000  # decoded pixel limit: larger uploads are refused, not decoded
 
@@ -18,34 +21,69 @@ class ImageError(ValueError):
     """An image could not be used; the message says why in one line."""
 
 
+def _too_large(name: str, width: int, height: int) -> ImageError:
+    return ImageError(f"{name} is too large ({width} × {height} px; the limit is "
+                      f"{MAX_PIXELS // 1_000_000} megapixels)")
+
+
+def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
+    """(width, height) of an image file (or its bytes) from its header alone: nothing is decoded.
+
+    Raises ImageError when the file is missing, empty, not an image, or over MAX_PIXELS.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, data, fp = name or "the image", bytes(source), io.BytesIO(bytes(source))
+        empty = len(data) == 0
+    else:
+        path = Path(source)
+        name = name or path.name
+        if not path.is_file():
+            raise ImageError(f"no such image file: {path}")
+        fp, empty = path, path.stat().st_size == 0
+    if empty:
+        raise ImageError(f"{name} is empty (0 bytes): upload the photo again")
+    try:
+        with Image.open(fp) as image:
+            size = image.size
+    except Image.DecompressionBombError as err:  # PIL refuses to even open it
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        count = f"{int(pixels.group(1)):,} px" if pixels else "over 178 megapixels"
+        raise ImageError(f"{name} is too large ({count}; the limit is "
+                         f"{MAX_PIXELS // 1_000_000} megapixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{name} is not a readable image ({type(err).__name__}): "
+                         f"use a PNG, JPEG or WebP file") from None
+    if size[0] * size[1] > MAX_PIXELS:
+        raise _too_large(name, *size)
+    return size
+
+
 def open_image(source: str | Path | Image.Image | np.ndarray) -> Image.Image:
     """Open a file (or accept an array / PIL image) as an 8-bit RGB PIL image.
 
     Handles grayscale, palette, RGBA (composited on white), 16-bit and CMYK inputs and
-    EXIF orientation. Raises ImageError for unreadable, corrupt or too-large images.
+    EXIF orientation. The size is checked from the header before anything is decoded.
+    Raises ImageError for missing, unreadable, corrupt, truncated or too-large images.
     """
     if isinstance(source, np.ndarray):
         source = array_to_pil(source)
     if isinstance(source, Image.Image):
         image = source
+        if image.width * image.height > MAX_PIXELS:
+            raise _too_large("the image", image.width, image.height)
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"no such image file: {path}")
+        image_size(path)
         try:
-            image = Image.open(path)
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"{path.name} is {image.width}x{image.height}: over the "
-                                 f"{MAX_PIXELS // 1_000_000} megapixel limit")
-            image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            if isinstance(err, ImageError):
-                raise
-            raise ImageError(f"{path.name} is not a readable image ({type(err).__name__})") from None
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"image is {image.width}x{image.height}: over the {MAX_PIXELS // 1_000_000} megapixel limit")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(path)
+                image.load()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise ImageError(f"{path.name} is truncated or corrupt ({type(err).__name__}): "
+                             f"save it again and upload the new file") from None
     if image.width < 8 or image.height < 8:
-        raise ImageError(f"image is {image.width}x{image.height}: too small (at least 8x8)")
+        raise ImageError(f"image is {image.width} × {image.height} px: too small (at least 8 × 8)")
     image = ImageOps.exif_transpose(image)
     return to_rgb(image)
 
@@ -119,21 +157,42 @@ def tensor_to_pil(x: Tensor) -> Image.Image:
     return Image.fromarray(tensor_to_uint8(x))
 
 
-def load_mask(source: str | Path | Image.Image | np.ndarray, size: int) -> Tensor:
+def load_mask(source: str | Path | Image.Image | np.ndarray, size: int,
+              photo_size: tuple[int, int] | None = None) -> Tensor:
     """A mask image (white = missing) -> [size, size] bool, True = missing.
 
-    Resized with nearest neighbour so the edges stay sharp; a pixel counts as missing
-    when its luminance is above one half.
+    `photo_size` (width, height) is the size of the photo the mask belongs to: the mask
+    must have that size, or exactly its aspect ratio (it is then resized, nearest
+    neighbour); anything else is an ImageError. The mask then gets the photo's square
+    crop and is resized (nearest) to `size`; a pixel is missing when its luminance is
+    above one half.
     """
-    image = center_square(open_image(source)).convert("L")
+    image = open_image(source).convert("L")
+    if photo_size is not None and image.size != tuple(photo_size):
+        (w, h), (pw, ph) = image.size, photo_size
+        if w * ph != h * pw:
+            raise ImageError(f"the mask is {w} × {h} px but the photo is {pw} × {ph} px: "
+                             f"give a mask of the photo's size (or exactly its aspect ratio)")
+        image = image.resize((pw, ph), Image.NEAREST)
+    image = center_square(image)
     if image.size != (size, size):
         image = image.resize((size, size), Image.NEAREST)
     return torch.from_numpy(np.array(image) > 127)
 
 
+def image_format(path: str | Path) -> str:
+    """The PIL format name for a file name's extension (PNG, JPEG, WEBP, ...); ImageError if none."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageError(f"cannot write {Path(path).name}: unknown image format {suffix or '(no extension)'}; "
+                         f"use .png, .jpg or .webp")
+    return fmt
+
+
 def save_image_atomic(x: Tensor | Image.Image, path: str | Path) -> None:
-    """Write an image file whole or not at all."""
-    path = Path(path)
+    """Write an image file whole or not at all, in the format its extension names."""
     image = x if isinstance(x, Image.Image) else tensor_to_pil(x)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    fmt = image_format(path)
+    with atomic_write(path) as f:
+        image.save(f, format=fmt)

@@ -32,6 +32,27 @@ def sigma_to_unit(sigma_255: float) -> float:
     return float(sigma_255) * 2.0 / 255.0
 
 
+class GaussianNoise:
+    """Additive white Gaussian noise of std `std` (in [-1, 1] image units), deepinv-style.
+
+    The one definition used both to make an observation and for stochastic noise addition
+    during a solve; every draw comes from an explicit `torch.Generator`, so a seeded solve
+    is reproducible bit for bit.
+    """
+
+    def __init__(self, std: float) -> None:
+        self.std = float(std)
+
+    def sample(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Noise of `like`'s shape, dtype and device."""
+        return self.std * torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def __call__(self, y: Tensor, generator: torch.Generator | None, clip: bool = True) -> Tensor:
+        """y plus noise, clipped to [-1, 1] when `clip` (as a saved image would be)."""
+        out = y + self.sample(y, generator)
+        return out.clamp(-1, 1) if clip else out
+
+
 class Operator(nn.Module):
     """Base class. Subclasses implement `A`; linear ones also `A_adjoint`."""
 
@@ -216,13 +237,13 @@ class Denoising(Operator):
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
         return y
 
-    def noise(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        return (y + self.std * eps).clamp(-1, 1)
+    @property
+    def noise_model(self) -> GaussianNoise:
+        """The known measurement noise (also what stochastic noise addition draws)."""
+        return GaussianNoise(self.std)
 
-    def stochastic_noise_addition(self, x: Tensor) -> Tensor:
-        """SNA (paper 4.2): the generation with fresh noise of the known std, before the loss."""
-        return x + self.std * torch.randn_like(x)
+    def noise(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.noise_model(y, generator)
 
     def observation_image(self, y: Tensor) -> Tensor:
         return y

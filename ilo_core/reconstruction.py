@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
-from ilo_core.atomic import atomic_path
+from ilo_core.atomic import write_bytes
 from ilo_core.generators.base import SplitGenerator, State, Variables
 
 
@@ -52,8 +52,7 @@ class Reconstruction:
                 "measurement_mse": repr(self.measurement_mse), "round_index": str(self.round_index),
                 "step": str(self.step), "generator_kind": self.generator_kind,
                 "resolution": str(self.resolution), "config": json.dumps(self.config)}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+        write_bytes(save(tensors, metadata=meta), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Reconstruction":

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ilo_core.atomic import atomic_path, write_text
+from ilo_core.atomic import atomic_write, write_text
 from ilo_core.config import METHODS
 from ilo_core.images import save_image_atomic
 
@@ -140,8 +140,8 @@ def plot_figure(grid: dict, path: Path) -> bool:
         ax.grid(alpha=0.3)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    with atomic_path(path, suffix=".tmp.png") as tmp:
-        fig.savefig(tmp, dpi=110)
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return True
 

@@ -97,9 +97,11 @@ class ILOSolver:
             if getattr(operator, "perceptual_view_is_fixed", False):  # the target's features, once
                 with torch.no_grad():
                     self._lpips_target = self.lpips.features(view(self.y, probe.expand(self.batch, -1, -1, -1)))
-        self.sna = getattr(operator, "stochastic_noise_addition", None) if cfg.sna else None
+        self.sna = getattr(operator, "noise_model", None) if cfg.sna else None
         if cfg.sna and self.sna is None:
             raise ValueError("stochastic noise addition needs a denoising operator with a known sigma")
+        # SNA's draws: seeded per solve, never the global generator
+        self._noise_rng = torch.Generator(device=generator.device).manual_seed(self.config.seed + 77_777)
         self.best: list[Reconstruction | None] = [None] * self.batch
         self.nan_detected = False
         self.stopped_early = True  # until run() finishes
@@ -109,7 +111,7 @@ class ILOSolver:
         """Loss per item [B], its terms [B] each, and the generated image [B, 3, R, R]."""
         cfg = self.config
         x = self.generator.render_from(split, state, variables)
-        x_loss = self.sna(x) if self.sna is not None else x
+        x_loss = x + self.sna.sample(x, self._noise_rng) if self.sna is not None else x
         ax = self.A(x_loss)
         mse = measurement_mse(ax, self.y)
         terms = {"mse": mse}
@@ -175,9 +177,10 @@ class ILOSolver:
                     losses = {"total": float(loss.detach().mean())} | {k: float(v.detach().mean()) for k, v in terms.items()}
                     if not bool(finite.all()):
                         self.nan_detected = True
+                        kept = ("the best finite iterate is kept" if any(b is not None for b in self.best)
+                                else "no finite iterate was reached, so there is no result")
                         yield self._event(restart, r, split, step, steps, done, total, losses, x, t0,
-                                          message=f"non-finite loss at round {r}, step {step}: stopped; "
-                                                  f"the best finite iterate is kept")
+                                          message=f"non-finite loss at round {r}, step {step}: stopped; {kept}")
                         self.stopped_early = False
                         return
                     loss.sum().backward()

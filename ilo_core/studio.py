@@ -4,7 +4,10 @@ updates, and write the downloads. `app.py` only wires this to Gradio widgets."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
+import shutil
 import tempfile
 import threading
 import time
@@ -35,6 +38,28 @@ MIN_MISSING, MAX_MISSING = 0.001, 0.98
 
 class InputError(ValueError):
     """Bad input from the page; the message is shown to the person as is."""
+
+
+LOG = logging.getLogger("ilo_studio")
+MAX_SEED = 2**31 - 1
+NEEDS_IMAGE_VIEW = {"csgm-lpips", "csgm-mse-lpips"}  # LPIPS compares images: not for compressed sensing
+
+
+def method_labels(task: str) -> list[str]:
+    """The methods offered for a task (LPIPS baselines need measurements with an image view)."""
+    return [label for label, m in METHOD_LABELS.items()
+            if not (task == "compressed-sensing" and m in NEEDS_IMAGE_VIEW)]
+
+
+def parse_seed(value: object) -> int:
+    """The seed control's value -> an int in [0, MAX_SEED]; InputError for text, NaN, inf, fractions."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number == int(number) and 0 <= number <= MAX_SEED):
+        raise InputError(f"The seed must be a whole number from 0 to {MAX_SEED}, got {value!r}.")
+    return int(number)
 
 
 @dataclass
@@ -91,8 +116,8 @@ def pose_problem(inputs: PhotoInput, task: str, degraded: bool, *, observed_pct:
     for name, pct in (("observed pixels", observed_pct), ("measurements", measurements_pct)):
         if not (isinstance(pct, (int, float)) and math.isfinite(pct) and 0 < pct <= 100):
             raise InputError(f"The percentage of {name} must be in (0, 100], got {pct}.")
-    params = dict(observed=observed_pct / 100, factor=int(factor), sigma=float(sigma),
-                  measurements=measurements_pct / 100)
+    params = dict(observed=observed_pct / 100, factor=int(number("The SR factor", factor)),
+                  sigma=number("The noise sigma", sigma), measurements=measurements_pct / 100)
     if task == "inpaint":
         frac = float(inputs.missing.mean()) if inputs.missing is not None else 0.0
         if frac < MIN_MISSING:
@@ -114,28 +139,51 @@ def pose_problem(inputs: PhotoInput, task: str, degraded: bool, *, observed_pct:
         raise InputError(str(err)[:1].upper() + str(err)[1:] + ".") from None
 
 
+def number(label: str, value: object) -> float:
+    """A control's value as a finite float; InputError naming the control otherwise."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        out = math.nan
+    if not math.isfinite(out):
+        raise InputError(f"{label} must be a number, got {value!r}.")
+    return out
+
+
 def build_config(generator: SplitGenerator, task: str, method: str, *, steps: list[int],
                  radii: dict[str, list[float]], observed_pct: float, mse_weight: float, lpips_weight: float,
                  geodesic_weight: float, lr: float, seed: int, l1_projection: bool = True) -> SolverConfig:
-    """A validated config from per-layer controls. Layers with 0 steps end the schedule."""
+    """A validated config from per-layer controls. Layers with 0 steps end the schedule.
+
+    `radii[group][r]` is round r's radius (entry 0, round 0's, is ignored: CSGM is unconstrained).
+    """
     rounds = []
     for s in steps:
-        if s is None or not math.isfinite(s) or s < 0:
-            raise InputError(f"Steps per layer must be whole numbers >= 0, got {steps}.")
-        if int(s) == 0:
+        value = number("Steps per layer", s)
+        if value < 0 or value != int(value):
+            raise InputError(f"Steps per layer must be whole numbers >= 0, got {list(steps)}.")
+        if int(value) == 0:
             break
-        rounds.append(int(s))
+        rounds.append(int(value))
     if not rounds:
         raise InputError("Give layer 0 at least one step.")
-    cfg = default_config(generator, task, "ilo" if method == "compare" else method, observed=observed_pct / 100,
-                         steps=rounds, seed=int(seed), lr=float(lr), geodesic_weight=float(geodesic_weight))
+    try:
+        cfg = default_config(generator, task, "ilo" if method == "compare" else method,
+                             observed=number("Observed pixels", observed_pct) / 100, steps=rounds, seed=int(seed),
+                             lr=number("The learning rate", lr),
+                             geodesic_weight=number("The geodesic weight", geodesic_weight))
+    except ValueError as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(str(err)[:1].upper() + str(err)[1:] + ".") from None
     if cfg.method == "ilo":
-        cfg.radii = {g: [None] + [float(v) for v in values[1:len(rounds)]] for g, values in radii.items()}
+        cfg.radii = {g: [None] + [number(f"The {g} radius", v) for v in values[1:len(rounds)]]
+                     for g, values in radii.items()}
         cfg.l1_projection = bool(l1_projection)
     if cfg.mse_weight > 0:
-        cfg.mse_weight = float(mse_weight)
+        cfg.mse_weight = number("The MSE weight", mse_weight)
     if cfg.lpips_weight > 0 or (cfg.method == "ilo" and task != "compressed-sensing"):
-        cfg.lpips_weight = float(lpips_weight)  # ILO: the slider rules (it follows the task's default)
+        cfg.lpips_weight = number("The LPIPS weight", lpips_weight)  # ILO: the slider rules
     try:
         return cfg.validate(generator.num_layers)
     except ValueError as err:
@@ -165,40 +213,141 @@ class StopFlag:
         return self.event.is_set()
 
 
+class SessionRuns:
+    """The solves of each browser session, so that Stop reaches every one of them.
+
+    A run asks `start(session, queued_at)` when it begins: it gets a StopFlag, or None when
+    Stop was pressed after it was queued (a stopped queued run never starts). `stop(session)`
+    sets the flag of every run of the session and remembers when, for the runs still queued.
+    Times are `time.monotonic()` seconds. One instance per page, shared by its threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, set[StopFlag]] = {}
+        self._stopped_at: dict[str, float] = {}
+
+    def start(self, session: str, queued_at: float) -> StopFlag | None:
+        with self._lock:
+            if queued_at <= self._stopped_at.get(session, -math.inf):
+                return None
+            flag = StopFlag()
+            self._running.setdefault(session, set()).add(flag)
+            return flag
+
+    def finish(self, session: str, flag: StopFlag) -> None:
+        with self._lock:
+            flags = self._running.get(session, set())
+            flags.discard(flag)
+            if not flags:
+                self._running.pop(session, None)
+
+    def stop(self, session: str) -> int:
+        """Stop every run of the session (running now or queued before now); returns how many were running."""
+        with self._lock:
+            self._stopped_at[session] = time.monotonic()
+            flags = self._running.get(session, set())
+            for flag in flags:
+                flag.set()
+            return len(flags)
+
+    def running(self, session: str) -> int:
+        with self._lock:
+            return len(self._running.get(session, ()))
+
+    def forget(self, session: str) -> None:
+        """The session has ended: stop its runs and drop what is kept about it."""
+        self.stop(session)
+        with self._lock:
+            self._stopped_at.pop(session, None)
+
+
+class OutputFolders:
+    """Each run's downloads in a folder of its own under `root`, grouped by session.
+
+    A session's folders are deleted when it ends (`forget`), and any run folder older than
+    `max_age` seconds whenever a new one is made (`sweep`), like Gradio's own cache. Session
+    ids come from the client, so they name folders only through a hash.
+    """
+
+    def __init__(self, root: Path | None = None, max_age: float = 3600.0) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / "ilo_studio"
+        self.max_age = max_age
+
+    def _session_dir(self, session: str) -> Path:
+        return self.root / hashlib.sha256(session.encode()).hexdigest()[:16]
+
+    def new(self, session: str) -> Path:
+        self.sweep()
+        folder = self._session_dir(session)
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="run_", dir=folder))
+
+    def forget(self, session: str) -> None:
+        shutil.rmtree(self._session_dir(session), ignore_errors=True)
+
+    def sweep(self) -> int:
+        """Delete run folders older than max_age (and session folders left empty); returns how many."""
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = time.time() - self.max_age, 0
+        for session in self.root.iterdir():
+            for run in (session.iterdir() if session.is_dir() else ()):
+                try:
+                    if run.stat().st_mtime < cutoff:
+                        shutil.rmtree(run, ignore_errors=True)
+                        removed += 1
+                except FileNotFoundError:  # another process swept it first
+                    continue
+            try:
+                session.rmdir()  # only when empty
+            except OSError:
+                pass
+        return removed
+
+
 def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, SolverConfig], stop: StopFlag,
             out_dir: Path, min_interval: float = 0.3) -> Iterator[Update]:
     """Run one solve per config (e.g. ILO and CSGM-MSE), yielding throttled updates, then
-    the final update with images, metrics and downloads. Stop keeps the best results."""
+    the final update with images, metrics and downloads. Stop keeps the best results
+    (a solve stopped before its first step has none and is left out)."""
     curve: list[tuple[int, str, float]] = []
     results: dict[str, dict] = {}
     last = 0.0
     for label, cfg in configs.items():
+        if stop.is_set():
+            break
         solver = ILOSolver(generator, problem.operator, problem.observation, cfg)
         recorder = FrameRecorder()
         started = time.perf_counter()
         run = solver.run()
-        note = ""
+        note, done = "", 0
         for event in run:
+            done = event.done
             recorder.add_progress(event)
             curve.append((event.done, f"{label} measurement", math.log10(max(event.losses["measurement_mse"], 1e-12))))
             if event.message:
                 note = event.message
-            now = time.perf_counter()
             if stop.is_set():
                 run.close()
                 note = "stopped: the best result so far is kept"
                 break
+            now = time.perf_counter()
             if now - last >= min_interval or event.done == event.total:
                 last = now
+                left = event.elapsed / event.done * (event.total - event.done)
                 yield Update(
                     preview=None if event.image is None else tensor_to_uint8(event.image),
                     status=(f"**{label}** · layer {event.split} (round {event.round_index + 1}/{cfg.rounds}) · "
                             f"step {event.step + 1}/{event.round_steps} · total {event.done}/{event.total} · "
-                            f"measurement MSE {event.losses['measurement_mse']:.5f} · {event.elapsed:.1f} s"),
+                            f"measurement MSE {event.losses['measurement_mse']:.5f} · {event.elapsed:.1f} s, "
+                            f"about {left:.0f} s left"),
                     curve=list(curve))
         seconds = time.perf_counter() - started
         best = solver.best[0]
         if best is None:
+            if stop.is_set():
+                break
             raise InputError("The run produced no finite result; try a smaller learning rate.")
         stem = label.lower().replace(" ", "-").replace("+", "")
         png, gif, state = out_dir / f"{stem}_result.png", out_dir / f"{stem}_progress.gif", out_dir / f"{stem}_state.safetensors"
@@ -206,17 +355,18 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
         recorder.save_gif(gif, final=best.image)
         best.save(state)
         results[label] = {"image": tensor_to_uint8(best.image), "metrics": evaluate(best.image.to(generator.device), problem),
-                          "seconds": seconds, "steps": cfg.total_steps, "files": [str(png), str(gif), str(state)],
+                          "seconds": seconds, "steps": done, "files": [str(png), str(gif), str(state)],
                           "note": note, "best_layer": best.split}
-        if stop.is_set():
-            break
+    if not results:
+        yield Update(status="Stopped before the first step: there is no result to show.", curve=list(curve))
+        return
     yield Update(status=_summary(results), curve=list(curve),
                  final={"results": results, "observation": tensor_to_uint8(problem.observation_image()),
                         "clean": None if problem.clean is None else tensor_to_uint8(problem.clean)})
 
 
 def _summary(results: dict[str, dict]) -> str:
-    rows = ["| method | PSNR (dB) | LPIPS | measurement MSE | steps | seconds |", "|---|---|---|---|---|---|"]
+    rows = ["| method | PSNR (dB) | LPIPS | measurement MSE | steps done | seconds |", "|---|---|---|---|---|---|"]
     for label, r in results.items():
         m = r["metrics"]
         psnr = "—" if m["psnr"] is None else f"{m['psnr']:.2f}"

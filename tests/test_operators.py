@@ -132,8 +132,16 @@ def test_denoising_observation_is_clipped_and_has_the_asked_sigma():
     y = op(x, torch.Generator().manual_seed(0))
     assert y.min() >= -1 and y.max() <= 1
     assert abs(float(y.std()) - 25 * 2 / 255) < 0.01
-    sna = op.stochastic_noise_addition(x)
+    sna = x + op.noise_model.sample(x, torch.Generator().manual_seed(1))
     assert abs(float(sna.std()) - 25 * 2 / 255) < 0.01
+
+
+def test_the_noise_model_draws_only_from_the_generator_it_is_given():
+    model, x = Denoising(30).noise_model, torch.zeros(1, 3, 16, 16)
+    a = model.sample(x, torch.Generator().manual_seed(5))
+    torch.manual_seed(123)  # the global generator plays no part
+    b = model.sample(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(a, model.sample(x, torch.Generator().manual_seed(6)))
 
 
 def test_inpainting_fills_holes_with_the_current_generation_for_lpips():

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
+from ilo_core.atomic import write_bytes
 from ilo_core.generators.base import SplitGenerator, State, Variables
 
 SQRT2 = math.sqrt(2.0)
@@ -305,13 +306,23 @@ class StyleGAN2Generator(SplitGenerator):
         return gen
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> "StyleGAN2Generator":
-        """Load a rosinality checkpoint file (`{"g_ema": ..., "latent_avg": ...}` or a bare state dict)."""
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    def from_checkpoint(cls, checkpoint: object, **kwargs) -> "StyleGAN2Generator":
+        """From a loaded rosinality checkpoint: `{"g_ema": ..., "latent_avg": ...}` (what `train.py`
+        saves, with "g", "d", optimizer states and "args" beside it, which are ignored) or a
+        bare `g_ema` state dict."""
         if not isinstance(checkpoint, dict):
-            raise ValueError(f"{path}: not a checkpoint dict")
+            raise ValueError(f"not a checkpoint dict but a {type(checkpoint).__name__}")
         state = checkpoint.get("g_ema", checkpoint)
-        return cls.from_state_dict(state, checkpoint.get("latent_avg"), **kwargs).to(device)
+        if not isinstance(state, dict):
+            raise ValueError("its 'g_ema' is not a state dict")
+        return cls.from_state_dict(state, checkpoint.get("latent_avg"), **kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> "StyleGAN2Generator":
+        """Load a rosinality checkpoint file (see `from_checkpoint`), read without running any code."""
+        from ilo_core.generators.loading import read_torch_checkpoint
+
+        return cls.from_checkpoint(read_torch_checkpoint(path), **kwargs).to(device)
 
     def fit_gaussianization(self, samples: int = 10_000, cache_dir: str | Path | None = None) -> None:
         """Fit mean/std of leaky_relu(mapping(z), 5) per dimension (seeded, cached by weight hash)."""
@@ -331,9 +342,7 @@ class StyleGAN2Generator(SplitGenerator):
             fit = {"mean": v.mean(0), "std": v.std(0)}
             try:
                 cache_dir.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".tmp{os.getpid()}")
-                save_file(fit, str(tmp))
-                os.replace(tmp, cache)
+                write_bytes(save(fit), cache)
             except OSError:
                 pass  # a read-only home only costs the refit next time
         self.gauss_mean.copy_(fit["mean"])
