@@ -39,6 +39,9 @@ class CheckedImageMask(gr.ImageMask):
     disk and 0.7 GB decoded) or failing with a bare "Error".
     """
 
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the frontend component it is drawn with
+
     def preprocess(self, payload):
         if payload is None:
             return None
@@ -58,6 +61,9 @@ class CheckedImageMask(gr.ImageMask):
 class RawNumber(gr.Number):
     """A number field whose value reaches the handler as typed (text, NaN, 1e30 too): the
     handler checks it and says what is wrong in words."""
+
+    def get_block_name(self) -> str:
+        return "number"
 
     def preprocess(self, payload):
         return payload

@@ -43,8 +43,10 @@ def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int
     if empty:
         raise ImageError(f"{name} is empty (0 bytes): upload the photo again")
     try:
-        with Image.open(fp) as image:
-            size = image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(fp) as image:
+                size = image.size
     except Image.DecompressionBombError as err:  # PIL refuses to even open it
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         count = f"{int(pixels.group(1)):,} px" if pixels else "over 178 megapixels"

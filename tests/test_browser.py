@@ -85,6 +85,19 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
             assert any(".gif" in t for t in hrefs + [listing]), (listing, hrefs)
             assert "PSNR" in page.content()
             page.screenshot(path=str(ARTIFACTS / "browser_run.png"), full_page=True)
+            # a bad seed: one sentence in a toast, and the result stays on screen
+            page.get_by_text("Advanced").first.click()
+            seed = page.get_by_label("Seed (a whole number)").first
+            seed.fill("1e30")
+            seed.press("Enter")
+            page.get_by_role("button", name="Run").click()
+            page.locator("[class*=toast]", has_text="seed must be a whole number").first.wait_for(timeout=60_000)
+            assert page.locator("#result-image img").count() == 1
+            assert "Could not run" in page.content()
+            # Stop with nothing running says so and changes nothing
+            page.get_by_role("button", name="Stop").click()
+            page.locator("[class*=toast]", has_text="Nothing is running").first.wait_for(timeout=30_000)
+            assert page.locator("#result-image img").count() == 1
             browser.close()
     finally:
         demo.close()

@@ -70,7 +70,7 @@ def test_a_text_file_as_generator_is_one_clear_line(tmp_path):
     (tmp_path / "g.pt").write_text("hello, I am not a checkpoint\n")
     out = run_cli("--image", FACE, "--task", "denoise", "--generator", str(tmp_path / "g.pt"),
                   "--out", str(tmp_path / "o.png"), "--quiet")
-    assert_one_error_line(out, "g.pt is not a PyTorch checkpoint")
+    assert_one_error_line(out, "g.pt is not a generator checkpoint")
 
 
 def test_a_pickle_with_a_forbidden_global_is_refused_and_nothing_of_it_runs(tmp_path):

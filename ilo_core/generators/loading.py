@@ -1,10 +1,15 @@
 """Reading generator checkpoints safely, and `load_generator` (format detection by content).
 
-Nothing in a checkpoint is ever executed: PyTorch files are read with `weights_only=True`,
-which rebuilds tensors and plain containers only. The one extra global allowed is
-`argparse.Namespace`, which rosinality's `train.py` stores as the checkpoint's "args"
-(it becomes a plain attribute bag; no code runs). Anything else a file asks for is refused
-with one line that names it.
+Formats, told apart by their first bytes, never by the file name:
+- rosinality `.pt` (`{"g_ema", "latent_avg"}`, also `train.py` snapshots with "g", "d",
+  optimizer states and "args"): read with `torch.load(weights_only=True)`, which rebuilds
+  tensors and plain containers only, plus `argparse.Namespace` for "args";
+- NVlabs `stylegan2-ada-pytorch` network pickles: read by `safe_pickle` (the embedded
+  source is never run) and mapped by `nvlabs`;
+- the engine's own `.safetensors` made by `python -m ilo_core convert` (`converted`).
+
+Nothing in a checkpoint is ever executed; anything else a file asks for is refused with one
+line that names it.
 """
 
 from __future__ import annotations
@@ -12,17 +17,23 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import struct
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 
+from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.generators.dcgan import DCGANGenerator
+from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
 from ilo_core.generators.stylegan2 import StyleGAN2Generator
 from ilo_core.memory import keep_freed_memory
 
 SAFE_EXTRA_GLOBALS = (argparse.Namespace,)
+ZIP_MAGIC, SAFETENSORS_OPEN = b"PK\x03\x04", b"{"
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first object of a pre-1.6 torch.save file
 
 
 class CheckpointError(ValueError):
@@ -33,7 +44,8 @@ def read_torch_checkpoint(path: str | Path) -> object:
     """torch.load with weights_only=True (plus argparse.Namespace) on CPU; CheckpointError if refused."""
     path = Path(path)
     try:
-        with torch.serialization.safe_globals(list(SAFE_EXTRA_GLOBALS)):
+        with torch.serialization.safe_globals(list(SAFE_EXTRA_GLOBALS)), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's note on pickle protocols
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         wanted = re.search(r"GLOBAL ([\w.]+)", str(err))
@@ -61,9 +73,65 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def checkpoint_format(path: Path) -> str:
+    """"torch" (zip or legacy torch.save), "pickle" (a plain pickle: NVlabs), "safetensors" or "unknown"."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(ZIP_MAGIC):
+        return "torch"
+    if len(head) >= 9 and head[8:9] == SAFETENSORS_OPEN and struct.unpack("<Q", head[:8])[0] < (1 << 30):
+        return "safetensors"
+    if head[:1] == b"\x80":
+        return "pickle"
+    return "unknown"
+
+
+def read_generator_file(path: Path) -> tuple[str, dict[str, torch.Tensor], torch.Tensor | None, dict]:
+    """(source format, rosinality state dict, latent_avg, extra config) of a StyleGAN-2 file."""
+    fmt = checkpoint_format(path)
+    if fmt == "pickle":
+        try:
+            records = load_records(path)
+        except UnsafePickleError as err:
+            raise CheckpointError(f"{path.name} asks to load {err}, which a checkpoint may not do: "
+                                  f"refused, and nothing in it was run") from None
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
+            raise CheckpointError(f"{path.name} is not a readable pickle ({_first_line(err)})") from None
+        if records != TORCH_LEGACY_MAGIC:
+            try:
+                state, latent_avg, config = nvlabs.to_rosinality(records)
+            except nvlabs.UnsupportedNetwork as err:
+                raise CheckpointError(f"{path.name} cannot be used: {err}") from None
+            return "nvlabs-pickle", state, latent_avg, config
+        fmt = "torch"
+    if fmt == "torch":
+        checkpoint = read_torch_checkpoint(path)
+        if not isinstance(checkpoint, dict):
+            raise CheckpointError(f"{path.name} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+        state = checkpoint.get("g_ema", checkpoint)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path.name} has no rosinality 'g_ema' state dict")
+        return "rosinality", state, checkpoint.get("latent_avg"), {}
+    raise CheckpointError(f"{path.name} is not a generator checkpoint (not a PyTorch file, an NVlabs pickle "
+                          f"or a converted .safetensors)")
+
+
+def load_stylegan2(path: str | Path, **kwargs) -> StyleGAN2Generator:
+    """Any supported StyleGAN-2 file -> a frozen StyleGAN2Generator on CPU (see the module notes)."""
+    path = Path(path)
+    if checkpoint_format(path) == "safetensors":
+        return converted.load(path, **kwargs)
+    source, state, latent_avg, config = read_generator_file(path)
+    try:
+        return StyleGAN2Generator.from_state_dict(state, latent_avg, **config, **kwargs)
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        name = "rosinality" if source == "rosinality" else "NVlabs"
+        raise CheckpointError(f"{path.name} is not a usable {name} StyleGAN-2 checkpoint: {_first_line(err)}") from None
+
+
 def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu") -> SplitGenerator:
-    """'default' -> the embedded DigiFace DCGAN; a path -> a StyleGAN-2 checkpoint
-    (rosinality `.pt`, also `train.py` training checkpoints). Raises ValueError in one line.
+    """'default' -> the embedded DigiFace DCGAN; a path -> a StyleGAN-2 checkpoint in any
+    supported format (see the module notes). Raises ValueError in one line.
 
     Also tunes malloc to keep freed memory (see `ilo_core.memory`): large generators page-fault
     less.
@@ -75,9 +143,4 @@ def load_generator(spec: str | Path = "default", device: str | torch.device = "c
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"generator checkpoint not found: {path}")
-    checkpoint = read_torch_checkpoint(path)
-    try:
-        return StyleGAN2Generator.from_checkpoint(checkpoint).to(device)
-    except (RuntimeError, KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path.name} is not a usable rosinality StyleGAN-2 checkpoint: "
-                              f"{_first_line(err)}") from None
+    return load_stylegan2(path).to(device)

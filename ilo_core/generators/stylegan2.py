@@ -204,26 +204,37 @@ class FusedLeakyReLU(nn.Module):
 
 
 class StyledConv(nn.Module):
+    """Modulated conv, noise, bias + leaky ReLU (gain sqrt 2), then clamped to +-`clamp`
+    when given (NVlabs' `conv_clamp`; rosinality has none)."""
+
     def __init__(self, cin: int, cout: int, k: int, style_dim: int, upsample: bool = False,
-                 reference_ops: bool = False) -> None:
+                 reference_ops: bool = False, clamp: float | None = None) -> None:
         super().__init__()
+        self.clamp = clamp
         self.conv = ModulatedConv2d(cin, cout, k, style_dim, upsample=upsample, reference_ops=reference_ops)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(cout)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor) -> Tensor:
         if self.conv.reference_ops:
-            return self.activate(self.noise(self.conv(x, w), noise))
-        # sqrt(2) leaky_relu(a) = leaky_relu(sqrt(2) a): the gain joins the demodulation, the
-        # noise and the bias, and the full-size tensor is passed over three times, not five
-        out = self.conv(x, w, gain=SQRT2)  # a fresh tensor that autograd has not saved
-        out.add_(noise * (SQRT2 * self.noise.weight)).add_((SQRT2 * self.activate.bias).view(1, -1, 1, 1))
-        return F.leaky_relu(out, 0.2, inplace=True)
+            out = self.activate(self.noise(self.conv(x, w), noise))
+        else:
+            # sqrt(2) leaky_relu(a) = leaky_relu(sqrt(2) a): the gain joins the demodulation, the
+            # noise and the bias, and the full-size tensor is passed over three times, not five
+            out = self.conv(x, w, gain=SQRT2)  # a fresh tensor that autograd has not saved
+            out.add_(noise * (SQRT2 * self.noise.weight)).add_((SQRT2 * self.activate.bias).view(1, -1, 1, 1))
+            out = F.leaky_relu(out, 0.2, inplace=True)
+        return out if self.clamp is None else out.clamp(-self.clamp, self.clamp)
 
 
 class ToRGB(nn.Module):
-    def __init__(self, cin: int, style_dim: int, upsample: bool = True, reference_ops: bool = False) -> None:
+    """1x1 modulated conv without demodulation + bias (clamped to +-`clamp` when given), plus
+    the upsampled RGB skip."""
+
+    def __init__(self, cin: int, style_dim: int, upsample: bool = True, reference_ops: bool = False,
+                 clamp: float | None = None) -> None:
         super().__init__()
+        self.clamp = clamp
         if upsample:
             self.upsample = Upsample([1, 3, 3, 1])
         self.conv = ModulatedConv2d(cin, 3, 1, style_dim, demodulate=False, reference_ops=reference_ops)
@@ -231,6 +242,8 @@ class ToRGB(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:
         out = self.conv(x, w) + self.bias
+        if self.clamp is not None:
+            out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -251,19 +264,25 @@ class StyleGAN2Generator(SplitGenerator):
     kind = "stylegan2"
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                 lr_mlp: float = 0.01, reference_ops: bool = False) -> None:
+                 lr_mlp: float = 0.01, reference_ops: bool = False, channels: dict[int, int] | None = None,
+                 conv_clamp: float | None = None) -> None:
+        """`channels` (resolution -> feature channels) overrides rosinality's table times
+        `channel_multiplier` (NVlabs' networks have min(channel_base / res, channel_max));
+        `conv_clamp` clamps every layer's output as NVlabs' networks do."""
         super().__init__()
         if size < 8 or size & (size - 1):
             raise ValueError(f"StyleGAN-2 size must be a power of two >= 8, got {size}")
         self.size = self.resolution = size
         self.style_dim = style_dim
-        self.config = dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier)
-        ch = {r: c * (channel_multiplier if r >= 64 else 1) for r, c in CHANNELS.items()}
+        ch = ({int(r): int(c) for r, c in channels.items()} if channels is not None
+              else {r: c * (channel_multiplier if r >= 64 else 1) for r, c in CHANNELS.items()})
+        self.config = dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
+                           lr_mlp=lr_mlp, channels=None if channels is None else dict(ch), conv_clamp=conv_clamp)
         self.style = nn.Sequential(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True)
                                                    for _ in range(n_mlp)])
         self.input = ConstantInput(ch[4])
         self.reference_ops = reference_ops  # the straightforward ops (see ModulatedConv2d)
-        ops = dict(reference_ops=reference_ops)
+        ops = dict(reference_ops=reference_ops, clamp=conv_clamp)
         self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim, **ops)
         self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False, **ops)
         self.log_size = int(math.log2(size))
@@ -291,9 +310,12 @@ class StyleGAN2Generator(SplitGenerator):
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Tensor], latent_avg: Tensor | None = None,
                         fit_samples: int = 10_000, cache_dir: str | Path | None = None,
-                        reference_ops: bool = False) -> "StyleGAN2Generator":
-        """Build from a rosinality `g_ema` state dict (strict), infer size/channels/n_mlp."""
-        config = infer_config(state_dict)
+                        reference_ops: bool = False, gaussian_fit: dict[str, Tensor] | None = None,
+                        **config) -> "StyleGAN2Generator":
+        """Build from a rosinality `g_ema` state dict (strict); size/channels/n_mlp are read from
+        it, `config` adds what a state dict cannot tell (e.g. conv_clamp). `gaussian_fit`
+        ({"mean", "std"} [style_dim]) skips fitting the Gaussianization."""
+        config = {**infer_config(state_dict), **config}
         gen = cls(**config, reference_ops=reference_ops)
         missing, unexpected = gen.load_state_dict(state_dict, strict=False)
         if missing or unexpected:
@@ -302,7 +324,11 @@ class StyleGAN2Generator(SplitGenerator):
         gen.freeze()
         if latent_avg is not None:
             gen.latent_avg.copy_(latent_avg.reshape(-1).float())
-        gen.fit_gaussianization(fit_samples, cache_dir)
+        if gaussian_fit is not None:
+            gen.gauss_mean.copy_(gaussian_fit["mean"])
+            gen.gauss_std.copy_(gaussian_fit["std"])
+        else:
+            gen.fit_gaussianization(fit_samples, cache_dir)
         return gen
 
     @classmethod
@@ -443,14 +469,22 @@ class StyleGAN2Generator(SplitGenerator):
         return info
 
 
-def infer_config(state_dict: dict[str, Tensor]) -> dict[str, int]:
-    """Read size, style_dim, n_mlp and channel_multiplier from a rosinality state dict."""
+def infer_config(state_dict: dict[str, Tensor]) -> dict:
+    """Read size, style_dim, n_mlp and the channels from a rosinality state dict: as
+    `channel_multiplier` where they follow rosinality's table, else as `channels`."""
     try:
         n_mlp = len({k.split(".")[1] for k in state_dict if k.startswith("style.")})
         style_dim = state_dict["style.1.weight"].shape[0]
         n_to_rgbs = len({k.split(".")[1] for k in state_dict if k.startswith("to_rgbs.")})
         size = 2 ** (n_to_rgbs + 2)
-        c64 = state_dict["convs.6.conv.weight"].shape[1] if size >= 64 else 256
+        channels = {4: int(state_dict["input.input"].shape[1])}
+        for j in range(n_to_rgbs):
+            channels[2 ** (j + 3)] = int(state_dict[f"convs.{2 * j + 1}.conv.weight"].shape[1])
     except KeyError as err:
         raise ValueError(f"not a rosinality StyleGAN-2 state dict (missing {err})") from None
-    return dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=max(1, c64 // 256))
+    multiplier = max(1, channels.get(64, 256) // 256)
+    table = {r: c * (multiplier if r >= 64 else 1) for r, c in CHANNELS.items() if r <= size}
+    config = dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=multiplier)
+    if channels != table:
+        config["channels"] = channels
+    return config

@@ -1,0 +1,121 @@
+"""A pickle reader that runs no code from the file: NVlabs network pickles as plain records.
+
+NVlabs' `stylegan2-ada-pytorch` pickles embed each network's Python source
+(`torch_utils.persistence`), and NVlabs' own loader executes it. `load_records` instead
+unpickles with a closed list of globals, each replaced by a function of ours that only
+builds data:
+
+- `torch_utils.persistence._reconstruct_persistent_obj(meta)` -> `PersistentRecord` with
+  the class name and the object's state (its `__dict__`); `meta["module_src"]` is dropped
+  unread;
+- torch's tensor helpers (`_rebuild_tensor_v2`, `_rebuild_parameter`) and
+  `torch.storage._load_from_bytes`, whose payload is read by `torch.load(weights_only=True)`;
+- `collections.OrderedDict` and `dnnlib.util.EasyDict` -> dicts;
+- `numpy` dtypes and scalars (never of object dtype).
+
+Any other global is refused with `UnsafePickleError` before anything it names is touched.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle asks for something outside the allowed list; nothing of it was run."""
+
+
+@dataclass
+class PersistentRecord:
+    """What an NVlabs persistent object was: its class name and state, no code."""
+
+    class_name: str
+    state: dict = field(default_factory=dict)
+    version: int | None = None
+
+    def module(self, name: str) -> "PersistentRecord | None":
+        """A submodule of this torch.nn.Module record by attribute name, or None."""
+        child = (self.state.get("_modules") or {}).get(name)
+        return child if isinstance(child, PersistentRecord) else None
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """This module's own parameters and buffers (not its submodules'), by name."""
+        out = {}
+        for group in ("_parameters", "_buffers"):
+            for name, value in (self.state.get(group) or {}).items():
+                if isinstance(value, torch.Tensor):
+                    out[name] = value
+        return out
+
+
+class PlainDict(dict):
+    """Stands in for `dnnlib.util.EasyDict` (a dict with attribute access): data only."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _reconstruct_persistent(meta: dict) -> PersistentRecord:
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise UnsafePickleError("a persistent object of an unknown kind")
+    state = meta.get("state")
+    return PersistentRecord(class_name=str(meta.get("class_name")), state=state if isinstance(state, dict) else {},
+                            version=meta.get("version"))
+
+
+def _load_storage_bytes(data: bytes) -> object:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _numpy_dtype(*args: Any) -> np.dtype:
+    dtype = np.dtype(*args[:1])
+    if dtype.hasobject:
+        raise UnsafePickleError("a numpy object dtype")
+    return dtype
+
+
+def _numpy_scalar(dtype: np.dtype, data: bytes = b"") -> Any:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise UnsafePickleError("a numpy scalar that is not plain data")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("dnnlib.util", "EasyDict"): PlainDict,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _numpy_dtype,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return ALLOWED[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError("a persistent id (not an NVlabs network pickle)")
+
+
+def load_records(path: str | Path) -> Any:
+    """Unpickle `path` with only the allowed globals (see the module notes); raises UnsafePickleError."""
+    with open(path, "rb") as f:
+        return _RestrictedUnpickler(f).load()

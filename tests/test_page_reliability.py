@@ -1,0 +1,312 @@
+"""The page fuzzed as a new user would, through gradio_client against a launched app:
+bad input gets one sentence and keeps the earlier results, Stop reaches every run of the
+session, uploads are refused by their header, outputs go away with the session."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FACES
+from ilo_core.studio import OutputFolders, SessionRuns, method_labels
+
+FACE = str(FACES / "astronaut_face.png")
+UPDATE = {"__type__": "update"}  # what an output that did not change returns
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page(dcgan, tmp_path_factory):
+    """(demo, url, outputs root) of a launched page."""
+    import app
+
+    root = tmp_path_factory.mktemp("outputs")
+    demo = app.build_demo(dcgan, outputs_root=root)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield demo, f"http://127.0.0.1:{port}/", root
+    demo.close()
+
+
+def client_of(page):
+    from gradio_client import Client
+
+    return Client(page[1], verbose=False)
+
+
+def editor(path: str = FACE, painted: bool = True, tmp_path: Path | None = None) -> dict:
+    from gradio_client import handle_file
+
+    layers = []
+    if painted:
+        layer = np.zeros((256, 256, 4), dtype=np.uint8)
+        layer[150:200, 60:200] = (255, 0, 255, 255)
+        Image.fromarray(layer, "RGBA").save(tmp_path / "layer.png")
+        layers = [handle_file(str(tmp_path / "layer.png"))]
+    return {"background": handle_file(path), "layers": layers, "composite": handle_file(path)}
+
+
+def run_args(value: dict, steps: int = 3, **overrides) -> dict:
+    args = dict(editor=value, task="Inpainting (paint the region)", mode="Simulate: my photo is clean", method="ILO",
+                steps_layer_0=steps, steps_layer_1=steps, steps_layer_2=steps, steps_layer_3=steps)
+    return {**args, **overrides}
+
+
+def write_png_of_zeros(path: Path, width: int, height: int) -> None:
+    """A valid 8-bit grey PNG of width x height black pixels, written without holding it in memory."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + pixels
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# --- bad input: one sentence, nothing lost ------------------------------------------------
+
+
+def test_compressed_sensing_is_not_offered_the_lpips_baselines():
+    assert "CSGM-LPIPS" not in method_labels("compressed-sensing")
+    assert "CSGM-MSE+LPIPS" not in method_labels("compressed-sensing")
+    assert "CSGM-LPIPS" in method_labels("inpaint")
+
+
+def test_compressed_sensing_with_an_lpips_baseline_is_a_sentence_not_a_bare_error(page, tmp_path):
+    out = client_of(page).predict(**run_args(editor(painted=False, tmp_path=tmp_path), task="Compressed sensing",
+                                             method="CSGM-LPIPS"), api_name="/run")
+    assert "no image view" in out[1] and out[4] == UPDATE
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.png", b"", "is empty (0 bytes)"),
+    ("corrupt.png", b"\x89PNG\r\n\x1a\n this is no image", "not a readable image"),
+    ("truncated.png", None, "truncated or corrupt"),
+])
+def test_a_bad_upload_is_one_sentence_where_the_crop_would_be(page, tmp_path, name, content, message):
+    from gradio_client import handle_file
+
+    path = tmp_path / name
+    if content is None:
+        Image.open(FACE).save(tmp_path / "whole.png")
+        path.write_bytes((tmp_path / "whole.png").read_bytes()[:20_000])
+    else:
+        path.write_bytes(content)
+    value = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+    client = client_of(page)
+    cleared, crop, note = client.predict(value=value, api_name="/upload")
+    assert crop is None and message in note
+    out = client.predict(**run_args(value), api_name="/run")
+    assert message in out[1]
+
+
+@pytest.mark.parametrize("seed", ["nan", "inf", "-inf", "1e30", "abc", "1.5", "-3"])
+def test_a_bad_seed_is_one_sentence(page, tmp_path, seed):
+    out = client_of(page).predict(**run_args(editor(tmp_path=tmp_path), seed=seed), api_name="/run")
+    assert "seed must be a whole number" in out[1]
+
+
+def test_an_input_error_keeps_the_earlier_results_on_screen(page, tmp_path):
+    client = client_of(page)
+    good = client.predict(**run_args(editor(tmp_path=tmp_path)), api_name="/run")
+    assert good[4] is not None and "PSNR" in good[1]
+    bad = client.predict(**run_args(editor(painted=False, tmp_path=tmp_path)), api_name="/run")
+    assert "mask is empty" in bad[1]
+    assert [o for i, o in enumerate(bad) if i != 1] == [UPDATE] * 7  # nothing else was touched
+
+
+def test_a_new_run_clears_the_previous_images_first(page, tmp_path):
+    client = client_of(page)
+    client.predict(**run_args(editor(tmp_path=tmp_path)), api_name="/run")
+    job = client.submit(**run_args(editor(tmp_path=tmp_path), steps=20), api_name="/run")
+    job.result(timeout=300)
+    starting = next(o for o in job.outputs() if o[1] == "Starting…")
+    assert starting[0] is None and starting[4] is None and starting[6] is None and starting[7] is None
+
+
+# --- Stop -------------------------------------------------------------------------------------
+
+
+def test_stop_with_nothing_running_changes_nothing(page):
+    assert client_of(page).predict(api_name="/stop") == UPDATE
+
+
+def wait_until_running(job, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("total" in str(o[1]) for o in job.outputs()):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run never started")
+
+
+def test_stop_reaches_the_running_and_the_queued_run_and_the_queued_one_never_starts(page, tmp_path):
+    client = client_of(page)
+    value = editor(tmp_path=tmp_path)
+    running = client.submit(**run_args(value, steps=300), api_name="/run")
+    wait_until_running(running)
+    queued = client.submit(**run_args(value, steps=300), api_name="/run")
+    time.sleep(0.5)
+    stopped_at = time.monotonic()
+    assert "Stopping" in client.predict(api_name="/stop")
+    first, second = running.result(timeout=60), queued.result(timeout=60)
+    assert time.monotonic() - stopped_at < 2.0
+    assert "stopped" in first[1] and first[4] is not None  # the best result so far is kept
+    assert second[1] == "Stopped before it started."
+    assert not any("total" in str(o[1]) for o in queued.outputs())
+
+
+def test_after_stop_the_table_counts_the_steps_done(page, tmp_path):
+    client = client_of(page)
+    job = client.submit(**run_args(editor(tmp_path=tmp_path), steps=300), api_name="/run")
+    wait_until_running(job)
+    time.sleep(0.5)
+    client.predict(api_name="/stop")
+    table = job.result(timeout=60)[1]
+    done = int(table.splitlines()[2].split("|")[5])
+    assert 0 < done < 1200
+
+
+@pytest.mark.storm
+def test_a_stop_and_rerun_storm_leaves_no_run_behind(page, tmp_path):
+    """10 x (Run, Stop after 0.2 s, Run again), 1200-step runs: none outlives its Stop by 2 s."""
+    demo = page[0]
+    from app import waiting_runs
+
+    client = client_of(page)
+    value = editor(tmp_path=tmp_path)
+    jobs: list[tuple[object, float]] = []   # (job, submitted at)
+    stops: list[float] = []
+    finished: dict[int, float] = {}
+
+    def submit():
+        job = client.submit(**run_args(value, steps=300), api_name="/run")
+        index = len(jobs)
+        job.future.add_done_callback(lambda _f, i=index: finished.setdefault(i, time.monotonic()))
+        jobs.append((job, time.monotonic()))
+
+    for _ in range(10):
+        submit()
+        time.sleep(0.2)
+        stops.append(time.monotonic())
+        client.predict(api_name="/stop")
+        submit()
+    time.sleep(0.2)
+    stops.append(time.monotonic())
+    client.predict(api_name="/stop")
+    for job, _ in jobs:
+        job.result(timeout=120)
+    time.sleep(0.2)
+    lateness = []
+    for i, (_, submitted) in enumerate(jobs):
+        stop = min(s for s in stops if s > submitted)
+        lateness.append(finished[i] - stop)
+    print(f"storm: {len(jobs)} runs, latest end after its Stop {max(lateness):.2f} s, "
+          f"median {sorted(lateness)[len(lateness) // 2]:.2f} s")
+    assert max(lateness) < 2.0
+    session = client.session_hash
+    assert waiting_runs(demo, session) == 0
+
+
+# --- resources ----------------------------------------------------------------------------
+
+
+def test_a_13000_px_upload_is_refused_by_its_header_without_decoding(page, tmp_path):
+    from gradio_client import handle_file
+
+    bomb = tmp_path / "bomb.png"
+    write_png_of_zeros(bomb, 13000, 13000)
+    assert bomb.stat().st_size < 1_000_000
+    client = client_of(page)
+    value = {"background": handle_file(str(bomb)), "layers": [], "composite": handle_file(str(bomb))}
+    before = rss_mb()
+    _, crop, note = client.predict(value=value, api_name="/upload")
+    out = client.predict(**run_args(value), api_name="/run")
+    grown = rss_mb() - before
+    print(f"13000 x 13000 upload: server RSS grew {grown:.1f} MB")
+    assert "too large (13000 × 13000 px; the limit is 40 megapixels)" in note
+    assert "too large" in out[1] and crop is None
+    assert grown < 100
+
+
+def test_a_decompression_bomb_is_reported_as_too_large(tmp_path):
+    from ilo_core.images import ImageError, image_size
+
+    bomb = tmp_path / "huge.png"
+    write_png_of_zeros(bomb, 20000, 20000)  # over PIL's own limit: PIL refuses even to open it
+    with pytest.raises(ImageError, match="too large"):
+        image_size(bomb)
+
+
+def test_runs_write_into_the_sessions_folder_and_session_end_deletes_it(tmp_path):
+    folders = OutputFolders(tmp_path, max_age=3600)
+    a, b = folders.new("session-a"), folders.new("session-b")
+    (a / "result.png").write_bytes(b"x")
+    folders.forget("session-a")
+    assert not a.exists() and b.exists()
+
+
+def test_run_folders_older_than_the_age_limit_are_swept(tmp_path):
+    folders = OutputFolders(tmp_path, max_age=60)
+    old, new = folders.new("s"), folders.new("s")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    assert folders.sweep() == 1
+    assert not old.exists() and new.exists()
+
+
+def test_a_session_id_cannot_name_a_folder_outside_the_root(tmp_path):
+    folders = OutputFolders(tmp_path / "root")
+    folder = folders.new("../../etc")
+    assert folder.resolve().is_relative_to((tmp_path / "root").resolve())
+
+
+def test_a_stop_pressed_after_a_run_was_queued_keeps_it_from_starting():
+    runs = SessionRuns()
+    queued_at = time.monotonic()
+    runs.stop("s")
+    assert runs.start("s", queued_at) is None
+    flag = runs.start("s", time.monotonic())
+    assert flag is not None and not flag.is_set()
+    assert runs.stop("s") == 1 and flag.is_set()
+    runs.finish("s", flag)
+    assert runs.running("s") == 0
+
+
+@pytest.mark.storm
+def test_solves_run_one_at_a_time_on_a_cpu(page, tmp_path):
+    from gradio_client import Client
+
+    clients = [Client(page[1], verbose=False) for _ in range(2)]
+    value = editor(tmp_path=tmp_path)
+    jobs = [c.submit(**run_args(value, steps=10), api_name="/run") for c in clients]
+    results = [j.result(timeout=300) for j in jobs]
+    assert all("PSNR" in r[1] for r in results)
+    # the one that waited saw its queue position, and started only after the other finished
+    spans = []
+    for job in jobs:
+        statuses = [o[1] for o in job.outputs()]
+        spans.append(statuses)
+    assert all(any("total" in s for s in st) for st in spans)
+    assert page[0].fns[next(i for i, f in page[0].fns.items() if f.api_name == "run")].concurrency_limit == 1
