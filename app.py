@@ -206,8 +206,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 image, note = crop_preview(path, size)
             except InputError as err:
                 user_error(str(err))
-                return None, None, f"**Not used:** {err}"
-            return gr.update(), image, note
+                return None, f"**Not used:** {err}"
+            return image, note
 
         def on_example(path):
             if not path:
@@ -297,7 +297,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
 
         task.change(show_params, [task, observed, method], [observed, factor, sigma, measurements, lpips_w, method])
         observed.change(follow_observed, [task, observed], lpips_w)
-        editor.upload(on_upload, editor, [editor, crop, crop_note], api_name="upload")
+        editor.upload(on_upload, editor, [crop, crop_note], api_name="upload")
         example_pick.change(on_example, example_pick, [editor, crop, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
         run_btn.click(on_run, [editor, task, mode, observed, factor, sigma, measurements, method, *controls],
@@ -311,7 +311,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ILO Studio")
-    parser.add_argument("--generator", default="default", help="'default' or a rosinality StyleGAN-2 .pt")
+    parser.add_argument("--generator", default="default",
+                        help="'default', a downloaded name (python -m ilo_core download --list) or a StyleGAN-2 "
+                             "checkpoint: rosinality .pt, NVlabs .pkl or a converted .safetensors")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--solve-slots", type=int, default=1,
                         help="solves at once (default 1: on a CPU more add no throughput)")

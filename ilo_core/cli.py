@@ -1,8 +1,14 @@
-"""Command-line interface: `python -m ilo_core solve --image IMG --task TASK --out OUT.png ...`."""
+"""Command-line interface:
+
+    python -m ilo_core solve --image IMG --task TASK --out OUT.png ...
+    python -m ilo_core convert CHECKPOINT OUT.safetensors
+    python -m ilo_core download NAME | --list
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -13,7 +19,9 @@ from ilo_core.atomic import write_json
 from ilo_core.config import METHODS
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
+from ilo_core.download import KNOWN, download
 from ilo_core.generators import load_generator
+from ilo_core.generators.loading import convert_checkpoint
 from ilo_core.images import ImageError, image_format, image_size, load_image, load_mask, save_image_atomic
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
@@ -87,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sigma", type=float, default=25.0, help="denoise: noise std in 0-255 units")
     s.add_argument("--measurements", type=_fraction, default=0.1, help="compressed sensing: fraction m/n")
     s.add_argument("--method", choices=METHODS, default="ilo")
-    s.add_argument("--generator", default="default", help="'default' or a rosinality StyleGAN-2 .pt")
+    s.add_argument("--generator", default="default",
+                   help="'default', a downloaded name, or a StyleGAN-2 checkpoint (.pt, .pkl, .safetensors)")
     s.add_argument("--steps", type=_steps, help="steps per round, e.g. 50,50,50,50")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -96,7 +105,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", type=Path, help="JSON report")
     s.add_argument("--save-state", type=Path, help="the solver state (.safetensors) to re-render later")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    c = sub.add_parser("convert", help="any StyleGAN-2 checkpoint -> one .safetensors that loads faster")
+    c.add_argument("source", type=Path, help="rosinality .pt, NVlabs .pkl or a converted .safetensors")
+    c.add_argument("target", type=Path, help="OUT.safetensors")
+    d = sub.add_parser("download", help="fetch an official checkpoint by name into the cache")
+    d.add_argument("name", nargs="?", help=f"one of: {', '.join(KNOWN)}")
+    d.add_argument("--list", action="store_true", help="list the names and what they are")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    meta = convert_checkpoint(args.source, args.target)
+    config = json.loads(meta["config"])
+    print(f"{args.source.name} ({meta['source_format']}, {config['size']} px) -> {args.target}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    if args.list or not args.name:
+        for spec in KNOWN.values():
+            print(f"{spec.name:16s} {spec.resolution:5d} px  {spec.about}")
+        return 0
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="B", unit_scale=True, file=sys.stderr, desc=args.name)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        path = download(args.name, progress=progress if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{args.name} -> {path}  (use it with --generator {args.name})")
+    return 0
 
 
 def run_solve(args: argparse.Namespace) -> dict:
@@ -159,6 +207,10 @@ def run_solve(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "convert":
+            return run_convert(args)
+        if args.command == "download":
+            return run_download(args)
         report = run_solve(args)
     except (ValueError, ImageError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

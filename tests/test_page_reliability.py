@@ -116,7 +116,7 @@ def test_a_bad_upload_is_one_sentence_where_the_crop_would_be(page, tmp_path, na
         path.write_bytes(content)
     value = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
     client = client_of(page)
-    cleared, crop, note = client.predict(value=value, api_name="/upload")
+    crop, note = client.predict(value=value, api_name="/upload")
     assert crop is None and message in note
     out = client.predict(**run_args(value), api_name="/run")
     assert message in out[1]
@@ -242,7 +242,7 @@ def test_a_13000_px_upload_is_refused_by_its_header_without_decoding(page, tmp_p
     client = client_of(page)
     value = {"background": handle_file(str(bomb)), "layers": [], "composite": handle_file(str(bomb))}
     before = rss_mb()
-    _, crop, note = client.predict(value=value, api_name="/upload")
+    crop, note = client.predict(value=value, api_name="/upload")
     out = client.predict(**run_args(value), api_name="/run")
     grown = rss_mb() - before
     print(f"13000 x 13000 upload: server RSS grew {grown:.1f} MB")

@@ -15,6 +15,7 @@ line that names it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pickle
 import re
 import struct
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from ilo_core.download import KNOWN, cached_path
 from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.generators.dcgan import DCGANGenerator
@@ -116,22 +118,60 @@ def read_generator_file(path: Path) -> tuple[str, dict[str, torch.Tensor], torch
                           f"or a converted .safetensors)")
 
 
-def load_stylegan2(path: str | Path, **kwargs) -> StyleGAN2Generator:
-    """Any supported StyleGAN-2 file -> a frozen StyleGAN2Generator on CPU (see the module notes)."""
-    path = Path(path)
+def _load_with_source(path: Path, **kwargs) -> tuple[StyleGAN2Generator, str]:
+    """(generator, source format name) of any supported StyleGAN-2 file."""
     if checkpoint_format(path) == "safetensors":
-        return converted.load(path, **kwargs)
+        return converted.load(path, **kwargs), "ilo-studio"
     source, state, latent_avg, config = read_generator_file(path)
     try:
-        return StyleGAN2Generator.from_state_dict(state, latent_avg, **config, **kwargs)
+        return StyleGAN2Generator.from_state_dict(state, latent_avg, **config, **kwargs), source
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
         name = "rosinality" if source == "rosinality" else "NVlabs"
         raise CheckpointError(f"{path.name} is not a usable {name} StyleGAN-2 checkpoint: {_first_line(err)}") from None
 
 
+def load_stylegan2(path: str | Path, **kwargs) -> StyleGAN2Generator:
+    """Any supported StyleGAN-2 file -> a frozen StyleGAN2Generator on CPU (see the module notes)."""
+    return _load_with_source(Path(path), **kwargs)[0]
+
+
+def convert_checkpoint(source: str | Path, target: str | Path) -> dict[str, str]:
+    """Any supported StyleGAN-2 checkpoint -> the engine's .safetensors (see `converted`); returns its metadata."""
+    source, target = Path(source), Path(target)
+    if target.suffix.lower() != ".safetensors":
+        raise ValueError(f"{target.name}: the converted file's name must end in .safetensors")
+    if not source.is_file():
+        raise ValueError(f"checkpoint not found: {source}")
+    generator, fmt = _load_with_source(source)
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    converted.save_converted(generator, target, {"format": fmt, "name": source.name, "sha256": digest.hexdigest()})
+    return converted.metadata(target)
+
+
+def load_named(name: str) -> StyleGAN2Generator:
+    """A checkpoint of `download.KNOWN` from the cache: its converted .safetensors when there is
+    one (made on the first load), else the downloaded pickle."""
+    pickle_path = cached_path(name)
+    fast = pickle_path.with_suffix(".safetensors")
+    if fast.is_file():
+        return converted.load(fast)
+    if not pickle_path.is_file():
+        raise ValueError(f"{name} is not downloaded yet: run `python -m ilo_core download {name}` first")
+    generator = load_stylegan2(pickle_path)
+    try:
+        converted.save_converted(generator, fast, {"format": "nvlabs-pickle", "name": pickle_path.name})
+    except OSError:
+        pass  # a read-only cache only costs the slower load next time
+    return generator
+
+
 def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu") -> SplitGenerator:
-    """'default' -> the embedded DigiFace DCGAN; a path -> a StyleGAN-2 checkpoint in any
-    supported format (see the module notes). Raises ValueError in one line.
+    """'default' -> the embedded DigiFace DCGAN; a name of `ilo_core.download.KNOWN` (after
+    `python -m ilo_core download NAME`); a path -> a StyleGAN-2 checkpoint in any supported
+    format (see the module notes). Raises ValueError in one line.
 
     Also tunes malloc to keep freed memory (see `ilo_core.memory`): large generators page-fault
     less.
@@ -140,7 +180,9 @@ def load_generator(spec: str | Path = "default", device: str | torch.device = "c
     device = resolve_device(device) if isinstance(device, str) else device
     if str(spec) == "default":
         return DCGANGenerator.load(device=device)
+    if str(spec) in KNOWN:
+        return load_named(str(spec)).to(device)
     path = Path(spec)
     if not path.is_file():
-        raise ValueError(f"generator checkpoint not found: {path}")
+        raise ValueError(f"generator checkpoint not found: {path} (or a name: {', '.join(KNOWN)})")
     return load_stylegan2(path).to(device)
