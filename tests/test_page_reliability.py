@@ -193,6 +193,8 @@ def test_after_stop_the_table_counts_the_steps_done(page, tmp_path):
 def test_a_stop_and_rerun_storm_leaves_no_run_behind(page, tmp_path):
     """10 x (Run, Stop after 0.2 s, Run again), 1200-step runs: none outlives its Stop by 2 s."""
     demo = page[0]
+    from gradio_client.utils import Status
+
     from app import waiting_runs
 
     client = client_of(page)
@@ -202,9 +204,14 @@ def test_a_stop_and_rerun_storm_leaves_no_run_behind(page, tmp_path):
     finished: dict[int, float] = {}
 
     def submit():
+        """Press Run: the click counts once it has reached the server's queue (a browser's
+        takes milliseconds; gradio_client first uploads the photo and the mask)."""
         job = client.submit(**run_args(value, steps=300), api_name="/run")
         index = len(jobs)
         job.future.add_done_callback(lambda _f, i=index: finished.setdefault(i, time.monotonic()))
+        deadline = time.monotonic() + 30
+        while Status.ordering(job.status().code) < Status.ordering(Status.IN_QUEUE) and time.monotonic() < deadline:
+            time.sleep(0.01)
         jobs.append((job, time.monotonic()))
 
     for _ in range(10):
