@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from ilo_core.alignment import METHODS as ALIGNMENT_METHODS
 from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
@@ -28,6 +29,7 @@ from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, Output
                              crop_preview, method_labels, parse_seed, pose_problem, read_editor, run_job)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+ALIGNMENTS = list(ALIGNMENT_METHODS)
 MODES = ["Simulate: my photo is clean", "My image is already degraded"]
 
 
@@ -70,10 +72,12 @@ class RawNumber(gr.Number):
 
 
 def shown(image, size: int = 256):
-    """An H x W x 3 uint8 image enlarged (nearest) for display; None stays None."""
+    """An H x W x 3 uint8 image resized smoothly (bicubic) to `size` for display; None stays None."""
     if image is None:
         return None
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.NEAREST))
+    if image.shape[0] == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
 
 
 def radius_groups(generator: SplitGenerator) -> dict[str, list]:
@@ -139,9 +143,15 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                           layers=False, transforms=(), height=420,
                                           brush=gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"))
                 with gr.Row():
-                    crop = gr.Image(label="Crop that will be used", interactive=False, height=150, width=150,
-                                    elem_id="crop-image")
-                    crop_note = gr.Markdown(label="Crop note")
+                    run_btn = gr.Button("Run", variant="primary")
+                    stop_btn = gr.Button("Stop", variant="stop")
+                alignment = gr.Radio(ALIGNMENTS, value="landmarks" if generator.kind == "stylegan2" else "box",
+                                     label="Face alignment (landmarks: FFHQ-style, falls back to box, then centre)")
+                with gr.Row():
+                    crop = gr.Image(label=f"What the generator sees ({size} px)", interactive=False, height=150,
+                                    width=150, elem_id="crop-image")
+                    outlined = gr.Image(label="The aligned square on your photo", interactive=False, height=150)
+                crop_note = gr.Markdown(label="Crop note")
                 example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False)
                 gr.Examples(examples=[[p] for p in example_paths(generator, Path(examples_dir.name))],
                             inputs=[example_pick], label="Examples")
@@ -171,19 +181,21 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     lr = gr.Slider(0.001, 1.0, value=0.1, step=0.001, label="Learning rate")
                     seed = RawNumber(value=0, label="Seed (a whole number)")
                     l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
-                with gr.Row():
-                    run_btn = gr.Button("Run", variant="primary")
-                    stop_btn = gr.Button("Stop", variant="stop")
             with gr.Column(scale=1):
-                preview = gr.Image(label="Current reconstruction", interactive=False, height=256)
                 status = gr.Markdown("Press **Run** to start.", label="Status")
+                before_after = gr.ImageSlider(label="Your photo: before / after (drag the handle)", type="numpy",
+                                              interactive=False, elem_id="before-after")
+                preview = gr.Image(label=f"Current iterate ({size} px, shown at 256 px)", interactive=False,
+                                   height=256)
                 curve = gr.LinePlot(x="step", y="log10 MSE", color="series", label="Loss curve", height=220)
                 with gr.Row():
                     observation_img = gr.Image(label="Observation", interactive=False)
-                    result_img = gr.Image(label="Result", interactive=False, elem_id="result-image")
+                    result_img = gr.Image(label=f"Best iterate: the result ({size} px)", interactive=False,
+                                          elem_id="result-image")
                     compare_img = gr.Image(label="CSGM-MSE", interactive=False, visible=False)
                     clean_img = gr.Image(label="Clean", interactive=False)
-                files = gr.File(label="Downloads: result PNG, progression GIF, solver state", file_count="multiple",
+                files = gr.File(label="Downloads: the repaired photo at its own size, the result at "
+                                      f"{size} px, the progression GIF, the solver state", file_count="multiple",
                                 interactive=False, elem_id="downloads")
 
         def show_params(task_label: str, observed_pct: float, method_label: str):
@@ -197,23 +209,23 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         def follow_observed(task_label: str, observed_pct: float):
             return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
 
-        def on_upload(value):
+        def on_upload(value, how: str):
             error = value.get("error") if isinstance(value, dict) else None
             path = value.get("background") if isinstance(value, dict) else None
             try:
                 if error:
                     raise InputError(error)
-                image, note = crop_preview(path, size)
+                image, square, note = crop_preview(path, size, how)
             except InputError as err:
                 user_error(str(err))
-                return None, f"**Not used:** {err}"
-            return image, note
+                return None, None, f"**Not used:** {err}"
+            return image, square, note
 
-        def on_example(path):
+        def on_example(path, how: str):
             if not path:
-                return gr.update(), None, ""
-            image, note = crop_preview(path, size)
-            return {"background": path, "layers": [], "composite": path}, image, note
+                return gr.update(), None, None, ""
+            image, square, note = crop_preview(path, size, how)
+            return {"background": path, "layers": [], "composite": path}, image, square, note
 
         def on_stop(request: gr.Request):
             session = request.session_hash
@@ -224,6 +236,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             return "Stopping… the best result so far will be kept."
 
         names = ["editor", "task", "mode", "observed_pct", "sr_factor", "noise_sigma", "measurements_pct", "method",
+                 "alignment",
                  *[f"steps_layer_{r}" for r in range(rounds)],
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
                  "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection"]
@@ -244,7 +257,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     if t is None or m is None:
                         raise InputError(f"Unknown task or method: {v['task']!r}, {v['method']!r}.")
                     seed_value = parse_seed(v["seed"])
-                    inputs = read_editor(editor_value, size)
+                    if v["alignment"] not in ALIGNMENTS:
+                        raise InputError(f"Unknown alignment {v['alignment']!r}: use {', '.join(ALIGNMENTS)}.")
+                    inputs = read_editor(editor_value, size, v["alignment"])
                     problem = pose_problem(inputs, t, v["mode"] == MODES[1], observed_pct=v["observed_pct"],
                                            factor=v["sr_factor"] or 0, sigma=v["noise_sigma"],
                                            measurements_pct=v["measurements_pct"], seed=seed_value,
@@ -265,9 +280,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     yield {status: f"**Could not run:** {err}"}  # the earlier results stay on screen
                     return
                 yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: "Starting…",
-                       files: None, preview: None, result_img: None, clean_img: None,
+                       files: None, preview: None, result_img: None, clean_img: None, before_after: None,
                        compare_img: gr.update(value=None, visible=m == "compare")}
-                for update in run_job(generator, problem, configs, flag, folders.new(session)):
+                for update in run_job(generator, problem, configs, flag, folders.new(session), photo=inputs):
                     out = {status: update.status,
                            curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
                     if update.preview is not None:
@@ -277,6 +292,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         first = next(iter(results.values()))
                         out.update({observation_img: shown(update.final["observation"]),
                                     result_img: shown(first["image"]), clean_img: shown(update.final["clean"]),
+                                    before_after: (inputs.original, first["repaired"]),
                                     files: [f for r in results.values() for f in r["files"]]})
                         if "CSGM-MSE" in results and len(results) > 1:
                             out[compare_img] = shown(results["CSGM-MSE"]["image"])
@@ -297,11 +313,12 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
 
         task.change(show_params, [task, observed, method], [observed, factor, sigma, measurements, lpips_w, method])
         observed.change(follow_observed, [task, observed], lpips_w)
-        editor.upload(on_upload, editor, [crop, crop_note], api_name="upload")
-        example_pick.change(on_example, example_pick, [editor, crop, crop_note])
+        editor.upload(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name="upload")
+        alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)
+        example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
-        run_btn.click(on_run, [editor, task, mode, observed, factor, sigma, measurements, method, *controls],
-                      [preview, status, curve, observation_img, result_img, compare_img, clean_img, files],
+        run_btn.click(on_run, [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls],
+                      [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after],
                       concurrency_limit=solve_slots, concurrency_id="solve", api_name="run")
         stop_btn.click(on_stop, None, status, concurrency_limit=None, api_name="stop")
         demo.unload(on_session_end)

@@ -15,14 +15,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+
+from ilo_core.alignment import METHODS as ALIGN_METHODS
+from ilo_core.alignment import align, aligned_crop, aligned_mask, paste_back
 from ilo_core.atomic import write_json
 from ilo_core.config import METHODS
 from ilo_core.defaults import default_config
-from ilo_core.export import FrameRecorder
 from ilo_core.download import KNOWN, download
+from ilo_core.export import FrameRecorder
 from ilo_core.generators import load_generator
 from ilo_core.generators.loading import convert_checkpoint
-from ilo_core.images import ImageError, image_format, image_size, load_image, load_mask, save_image_atomic
+from ilo_core.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
+                             read_mask, save_image_atomic, tensor_to_uint8)
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
@@ -54,12 +61,15 @@ OUTPUT_SUFFIXES = {"gif": (".gif",), "report": (".json",), "save_state": (".safe
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path's format, folder and writability, before any work starts (ValueError)."""
-    image_format(args.out)
+    for path in (args.out, args.crop_out, args.repaired):
+        if path is not None:
+            image_format(path)
     for name, suffixes in OUTPUT_SUFFIXES.items():
         path = getattr(args, name)
         if path is not None and path.suffix.lower() not in suffixes:
             raise ValueError(f"--{name.replace('_', '-')} {path}: the file name must end in {' or '.join(suffixes)}")
-    paths = [p for p in (args.out, args.gif, args.report, args.save_state) if p is not None]
+    paths = [p for p in (args.out, args.gif, args.report, args.save_state, args.crop_out, args.repaired)
+             if p is not None]
     inputs = {p.resolve() for p in (args.image, args.observation, args.mask) if p is not None}
     for path in paths:
         folder = path.resolve().parent
@@ -104,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gif", type=Path, help="GIF of the progression")
     s.add_argument("--report", type=Path, help="JSON report")
     s.add_argument("--save-state", type=Path, help="the solver state (.safetensors) to re-render later")
+    s.add_argument("--align", choices=ALIGN_METHODS, default=None,
+                   help="how --image is cut to the generator's square: landmarks (FFHQ-style; default for "
+                        "StyleGAN-2), box (face detector) or center (default for the 64 px DCGAN); each falls "
+                        "back to the next when no face is found")
+    s.add_argument("--crop-out", type=Path, help="write the aligned crop given to the generator (PNG)")
+    s.add_argument("--repaired", type=Path, help="write the photo repaired at its own size (PNG)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("convert", help="any StyleGAN-2 checkpoint -> one .safetensors that loads faster")
     c.add_argument("source", type=Path, help="rosinality .pt, NVlabs .pkl or a converted .safetensors")
@@ -150,6 +166,8 @@ def run_download(args: argparse.Namespace) -> int:
 def run_solve(args: argparse.Namespace) -> dict:
     if (args.image is None) == (args.observation is None):
         raise ValueError("give exactly one of --image (clean) or --observation (degraded)")
+    if args.image is None and (args.repaired is not None or args.crop_out is not None or args.align is not None):
+        raise ValueError("--align, --crop-out and --repaired need --image (the photo)")
     check_outputs(args)
     photo = args.image if args.image is not None else args.observation
     photo_size = image_size(photo)
@@ -157,11 +175,25 @@ def run_solve(args: argparse.Namespace) -> dict:
         image_size(args.mask)
     generator = load_generator(args.generator, args.device)
     size, device = generator.resolution, generator.device
-    mask = load_mask(args.mask, size, photo_size) if args.mask is not None else None
+    how = args.align or ("landmarks" if generator.kind == "stylegan2" else "center")
+    photo_array, alignment, painted, mask = None, None, None, None
+    if args.image is not None:
+        photo_array = np.asarray(open_image(args.image))
+        alignment = align(photo_array, how)
+        if alignment.method != how:
+            print(f"warning: no face found for --align {how}; used {alignment.method}", file=sys.stderr)
+        crop = aligned_crop(photo_array, alignment, size)
+        if args.crop_out is not None:
+            save_image_atomic(crop, args.crop_out)
+        if args.mask is not None:
+            painted = read_mask(args.mask, photo_size)
+            mask = torch.from_numpy(aligned_mask(painted, alignment, size))
+    else:
+        mask = load_mask(args.mask, size, photo_size) if args.mask is not None else None
     params = dict(mask=mask, observed=args.observed, factor=args.factor, sigma=args.sigma,
                   measurements=args.measurements)
     if args.image is not None:
-        problem = simulate(args.task, load_image(args.image, size).to(device), seed=args.seed, **params)
+        problem = simulate(args.task, pil_to_tensor(crop).to(device), seed=args.seed, **params)
     else:
         observed = load_image(args.observation, size if args.task != "super-resolution" else size // args.factor)
         problem = from_observation(args.task, observed.to(device), size, **params)
@@ -196,9 +228,14 @@ def run_solve(args: argparse.Namespace) -> dict:
         recorder.save_gif(args.gif, final=best.image)
     if args.save_state is not None:
         best.save(args.save_state)
+    if args.repaired is not None:
+        region = painted if args.task == "inpaint" else None
+        save_image_atomic(Image.fromarray(paste_back(photo_array, tensor_to_uint8(best.image), alignment, region)),
+                          args.repaired)
     report = {"task": args.task, "method": args.method, "steps": config.total_steps, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
-              "best_round": best.round_index, **evaluate(result, problem)}
+              "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
+              **evaluate(result, problem)}
     if args.report is not None:
         write_json(report, args.report)
     return report

@@ -159,14 +159,12 @@ def tensor_to_pil(x: Tensor) -> Image.Image:
     return Image.fromarray(tensor_to_uint8(x))
 
 
-def load_mask(source: str | Path | Image.Image | np.ndarray, size: int,
-              photo_size: tuple[int, int] | None = None) -> Tensor:
-    """A mask image (white = missing) -> [size, size] bool, True = missing.
+def read_mask(source: str | Path | Image.Image | np.ndarray, photo_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask image (white = missing) -> [H, W] bool, True = missing, at the photo's size.
 
     `photo_size` (width, height) is the size of the photo the mask belongs to: the mask
     must have that size, or exactly its aspect ratio (it is then resized, nearest
-    neighbour); anything else is an ImageError. The mask then gets the photo's square
-    crop and is resized (nearest) to `size`; a pixel is missing when its luminance is
+    neighbour); anything else is an ImageError. A pixel is missing when its luminance is
     above one half.
     """
     image = open_image(source).convert("L")
@@ -176,10 +174,16 @@ def load_mask(source: str | Path | Image.Image | np.ndarray, size: int,
             raise ImageError(f"the mask is {w} × {h} px but the photo is {pw} × {ph} px: "
                              f"give a mask of the photo's size (or exactly its aspect ratio)")
         image = image.resize((pw, ph), Image.NEAREST)
-    image = center_square(image)
+    return np.array(image) > 127
+
+
+def load_mask(source: str | Path | Image.Image | np.ndarray, size: int,
+              photo_size: tuple[int, int] | None = None) -> Tensor:
+    """`read_mask`, then the photo's centre square resized (nearest) to `size` -> [size, size] bool."""
+    image = center_square(Image.fromarray(read_mask(source, photo_size)))
     if image.size != (size, size):
         image = image.resize((size, size), Image.NEAREST)
-    return torch.from_numpy(np.array(image) > 127)
+    return torch.from_numpy(np.array(image))
 
 
 def image_format(path: str | Path) -> str:

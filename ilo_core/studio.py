@@ -22,7 +22,7 @@ from PIL import Image
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
-from ilo_core.facecrop import face_crop
+from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.images import ImageError, open_image, pil_to_tensor, save_image_atomic, tensor_to_uint8
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
@@ -64,18 +64,22 @@ def parse_seed(value: object) -> int:
 
 @dataclass
 class PhotoInput:
-    """The photo cropped to the generator's square, and the painted mask (True = missing)."""
+    """The photo's aligned square at the generator's size, the painted mask in it, and what
+    is needed to paste the result back into the whole photo."""
 
-    photo: Image.Image
-    missing: np.ndarray | None
-    how: str
+    photo: Image.Image          # size x size RGB: what the generator sees
+    missing: np.ndarray | None  # [size, size] bool, True = painted (missing)
+    how: str                    # how the square was found, in words
+    original: np.ndarray        # the whole photo, H x W x 3 uint8
+    painted: np.ndarray         # [H, W] bool: the painted pixels of the whole photo
+    alignment: Alignment
 
 
-def read_editor(value: dict | None, size: int) -> PhotoInput:
-    """An ImageMask value (background / layers as file paths or arrays) -> cropped photo and mask.
+def read_editor(value: dict | None, size: int, align_how: str = "box") -> PhotoInput:
+    """An ImageMask value (background / layers as file paths or arrays) -> aligned photo and mask.
 
-    The painted layers' alpha channel is the mask. The crop (face detector or centre)
-    is applied to photo and mask alike, then both are resized to `size`.
+    The painted layers' alpha channel is the mask. The alignment (`align_how`: landmarks,
+    box or center, each falling back to the next) is applied to photo and mask alike.
     """
     if not value or value.get("background") is None:
         raise InputError("Upload a photo first (or pick one of the examples).")
@@ -83,30 +87,34 @@ def read_editor(value: dict | None, size: int) -> PhotoInput:
         photo = open_image(value["background"])
     except ImageError as err:
         raise InputError(str(err)) from None
-    alpha = np.zeros((photo.height, photo.width), dtype=bool)
+    painted = np.zeros((photo.height, photo.width), dtype=bool)
     for layer in value.get("layers") or []:
         if layer is None:
             continue
         img = Image.open(layer) if isinstance(layer, (str, Path)) else Image.fromarray(np.asarray(layer))
         a = np.asarray(img.convert("RGBA"))[:, :, 3]
-        if a.shape != alpha.shape:
+        if a.shape != painted.shape:
             a = np.asarray(Image.fromarray(a).resize(photo.size, Image.NEAREST))
-        alpha |= a > 0
-    crop, box, how = face_crop(photo, size)
-    mask = Image.fromarray(alpha.astype(np.uint8) * 255).crop(box).resize((size, size), Image.NEAREST)
-    return PhotoInput(crop, np.asarray(mask) > 127, how)
+        painted |= a > 0
+    original = np.asarray(photo)
+    alignment = align(original, align_how)
+    return PhotoInput(aligned_crop(original, alignment, size), aligned_mask(painted, alignment, size),
+                      alignment.describe(), original, painted, alignment)
 
 
-def crop_preview(path: str | None, size: int) -> tuple[np.ndarray | None, str]:
-    """The crop that will be used for an uploaded photo, and a one-line note."""
+def crop_preview(path: str | None, size: int, align_how: str = "box") -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """(the aligned crop, the photo with the square outlined, a one-line note) for an upload."""
     if not path:
-        return None, ""
+        return None, None, ""
     try:
-        photo = open_image(path)
+        photo = np.asarray(open_image(path))
     except ImageError as err:
         raise InputError(str(err)) from None
-    crop, box, how = face_crop(photo, size)
-    return np.asarray(crop), f"{how}: {box[2] - box[0]} px square at ({box[0]}, {box[1]}), resized to {size} px"
+    alignment = align(photo, align_how)
+    note = alignment.describe() + f", resized to {size} px"
+    if alignment.method != align_how:
+        note += f" (no face found for '{align_how}', so '{alignment.method}' was used)"
+    return np.asarray(aligned_crop(photo, alignment, size)), outline(photo, alignment), note
 
 
 def pose_problem(inputs: PhotoInput, task: str, degraded: bool, *, observed_pct: float, factor: int,
@@ -306,11 +314,19 @@ class OutputFolders:
         return removed
 
 
+def repair(photo: PhotoInput, result: np.ndarray, task: str) -> np.ndarray:
+    """The whole photo with `result` (the generator-size image, uint8) pasted back: for
+    inpainting only the painted region (grown by the feather) changes; otherwise the aligned
+    square, with a feathered edge."""
+    return paste_back(photo.original, result, photo.alignment, photo.painted if task == "inpaint" else None)
+
+
 def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, SolverConfig], stop: StopFlag,
-            out_dir: Path, min_interval: float = 0.3) -> Iterator[Update]:
+            out_dir: Path, min_interval: float = 0.3, photo: PhotoInput | None = None) -> Iterator[Update]:
     """Run one solve per config (e.g. ILO and CSGM-MSE), yielding throttled updates, then
     the final update with images, metrics and downloads. Stop keeps the best results
-    (a solve stopped before its first step has none and is left out)."""
+    (a solve stopped before its first step has none and is left out). With `photo`, each
+    result is also pasted back into the whole photo (the first download)."""
     curve: list[tuple[int, str, float]] = []
     results: dict[str, dict] = {}
     last = 0.0
@@ -354,9 +370,17 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
         save_image_atomic(best.image, png)
         recorder.save_gif(gif, final=best.image)
         best.save(state)
-        results[label] = {"image": tensor_to_uint8(best.image), "metrics": evaluate(best.image.to(generator.device), problem),
-                          "seconds": seconds, "steps": done, "files": [str(png), str(gif), str(state)],
-                          "note": note, "best_layer": best.split}
+        image = tensor_to_uint8(best.image)
+        files = [str(png), str(gif), str(state)]
+        repaired = None
+        if photo is not None:
+            repaired = repair(photo, image, problem.task)
+            repaired_png = out_dir / f"{stem}_repaired_photo.png"
+            save_image_atomic(Image.fromarray(repaired), repaired_png)
+            files.insert(0, str(repaired_png))
+        results[label] = {"image": image, "repaired": repaired,
+                          "metrics": evaluate(best.image.to(generator.device), problem),
+                          "seconds": seconds, "steps": done, "files": files, "note": note, "best_layer": best.split}
     if not results:
         yield Update(status="Stopped before the first step: there is no result to show.", curve=list(curve))
         return

@@ -108,9 +108,16 @@ def test_the_lpips_slider_rules_ilo_on_tasks_with_an_image_view(dcgan):
     assert build_config(dcgan, "inpaint", "csgm-mse", lpips_weight=0.7, **common).lpips_weight == 0
 
 
-def test_crop_preview_shows_the_face_crop():
-    image, note = crop_preview(FACE, 64)
-    assert image.shape == (64, 64, 3) and ("face detector" in note or "centre crop" in note)
+def test_crop_preview_shows_the_crop_and_the_square_on_the_photo():
+    image, square, note = crop_preview(FACE, 64, "landmarks")
+    assert image.shape == (64, 64, 3) and max(square.shape[:2]) <= 320 and note.startswith("landmarks:")
+    assert (square == (255, 0, 255)).all(axis=2).sum() > 100  # the outline is drawn
+
+
+def test_a_photo_without_a_face_falls_back_and_says_so(tmp_path):
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(tmp_path / "sky.png")
+    image, square, note = crop_preview(str(tmp_path / "sky.png"), 64, "landmarks")
+    assert note.startswith("center:") and "no face found for 'landmarks'" in note
 
 
 def test_a_run_streams_previews_and_ends_with_files_and_metrics(dcgan, tmp_path):

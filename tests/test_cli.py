@@ -64,3 +64,33 @@ def test_a_corrupt_image_is_a_clear_error(tmp_path):
     out = run_cli("--image", str(tmp_path / "bad.png"), "--task", "denoise", "--out", str(tmp_path / "o.png"), "--quiet")
     assert out.returncode == 2 and "not a readable image" in out.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_aligns_the_photo_and_writes_the_repaired_photo_at_its_own_size(tmp_path):
+    photo = Image.open(FACES / "grace_hopper_face.png").convert("RGB")
+    canvas = Image.new("RGB", (420, 360), (120, 110, 100))
+    canvas.paste(photo.rotate(12, expand=False), (100, 60))
+    canvas.save(tmp_path / "photo.png")
+    mask = np.zeros((360, 420), dtype=np.uint8)
+    mask[230:270, 170:290] = 255  # the mouth
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = run_cli("--image", str(tmp_path / "photo.png"), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
+                  "--align", "landmarks", "--steps", "3,3,3,3", "--out", str(tmp_path / "out.png"),
+                  "--crop-out", str(tmp_path / "crop.png"), "--repaired", str(tmp_path / "repaired.png"),
+                  "--report", str(tmp_path / "r.json"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    repaired = np.asarray(Image.open(tmp_path / "repaired.png"))
+    original = np.asarray(canvas)
+    assert repaired.shape == original.shape
+    far = np.ones((360, 420), bool)
+    far[200:300, 140:320] = False  # the painted box grown by far more than the feather
+    assert np.array_equal(repaired[far], original[far])
+    assert (repaired[240:260, 200:260] != original[240:260, 200:260]).any()
+    assert Image.open(tmp_path / "crop.png").size == (64, 64)
+    assert json.loads((tmp_path / "r.json").read_text())["alignment"].startswith("landmarks")
+
+
+def test_repaired_needs_the_photo(tmp_path):
+    out = run_cli("--observation", str(FACES / "grace_hopper_face.png"), "--task", "denoise",
+                  "--repaired", str(tmp_path / "r.png"), "--out", str(tmp_path / "o.png"), "--quiet")
+    assert out.returncode == 2 and "need --image" in out.stderr

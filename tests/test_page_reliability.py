@@ -116,8 +116,8 @@ def test_a_bad_upload_is_one_sentence_where_the_crop_would_be(page, tmp_path, na
         path.write_bytes(content)
     value = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
     client = client_of(page)
-    crop, note = client.predict(value=value, api_name="/upload")
-    assert crop is None and message in note
+    crop, square, note = client.predict(value=value, how="box", api_name="/upload")
+    assert crop is None and square is None and message in note
     out = client.predict(**run_args(value), api_name="/run")
     assert message in out[1]
 
@@ -134,7 +134,7 @@ def test_an_input_error_keeps_the_earlier_results_on_screen(page, tmp_path):
     assert good[4] is not None and "PSNR" in good[1]
     bad = client.predict(**run_args(editor(painted=False, tmp_path=tmp_path)), api_name="/run")
     assert "mask is empty" in bad[1]
-    assert [o for i, o in enumerate(bad) if i != 1] == [UPDATE] * 7  # nothing else was touched
+    assert [o for i, o in enumerate(bad) if i != 1] == [UPDATE] * 8  # nothing else was touched
 
 
 def test_a_new_run_clears_the_previous_images_first(page, tmp_path):
@@ -144,6 +144,7 @@ def test_a_new_run_clears_the_previous_images_first(page, tmp_path):
     job.result(timeout=300)
     starting = next(o for o in job.outputs() if o[1] == "Starting…")
     assert starting[0] is None and starting[4] is None and starting[6] is None and starting[7] is None
+    assert starting[8] is None
 
 
 # --- Stop -------------------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_a_13000_px_upload_is_refused_by_its_header_without_decoding(page, tmp_p
     client = client_of(page)
     value = {"background": handle_file(str(bomb)), "layers": [], "composite": handle_file(str(bomb))}
     before = rss_mb()
-    crop, note = client.predict(value=value, api_name="/upload")
+    crop, _, note = client.predict(value=value, how="box", api_name="/upload")
     out = client.predict(**run_args(value), api_name="/run")
     grown = rss_mb() - before
     print(f"13000 x 13000 upload: server RSS grew {grown:.1f} MB")

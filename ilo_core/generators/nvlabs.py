@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
 from ilo_core.generators.safe_pickle import PersistentRecord

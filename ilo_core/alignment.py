@@ -1,0 +1,211 @@
+"""Face alignment the FFHQ way, and pasting a reconstruction back into the photo.
+
+An `Alignment` is the square `quad` in the photo (corners top-left, bottom-left,
+bottom-right, top-right, in photo pixels, float) that becomes the generator's image; it
+may be rotated and may reach past the photo's borders, which are then filled by
+reflection, as the FFHQ procedure pads them. Three ways to find it, each the fallback of
+the one before:
+
+- "landmarks": dlib's HOG face detector and its 5-point landmark model (CC0, shipped in
+  `face-recognition-models`). FFHQ's similarity transform uses the eye centres and the
+  mouth corners; the 5-point model has eye corners and the base of the nose, so the mouth
+  centre is estimated as eye_avg + 1.45 (nose - eye_avg) (the mouth line sits about 1.45
+  times as far below the eye line as the base of the nose, on average faces). Then, as
+  in FFHQ: x = eye_to_eye - rot90(eye_to_mouth), normalised, times
+  max(2 |eye_to_eye|, 1.8 |eye_to_mouth|); centre eye_avg + 0.1 eye_to_mouth.
+- "box": OpenCV's Haar cascade box, enlarged 1.5x and squared (no rotation).
+- "center": the largest centred square.
+
+Images here are H x W x 3 uint8 arrays or PIL images; masks are H x W bool.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ilo_core.facecrop import face_box
+from ilo_core.images import center_box
+
+METHODS = ("landmarks", "box", "center")
+MOUTH_FROM_NOSE = 1.45
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The photo square that the generator sees: quad [4, 2] (TL, BL, BR, TR) in photo pixels."""
+
+    quad: np.ndarray
+    method: str          # what found it: "landmarks", "box" or "center"
+    photo_size: tuple[int, int]   # (width, height)
+
+    @property
+    def side(self) -> float:
+        return float(np.linalg.norm(self.quad[3] - self.quad[0]))
+
+    def to_photo(self, size: int) -> np.ndarray:
+        """2 x 3 affine map from generator pixel (u, v) of a size x size image to photo pixel (x, y)."""
+        tl, bl, tr = self.quad[0], self.quad[1], self.quad[3]
+        du, dv = (tr - tl) / size, (bl - tl) / size
+        # pixel centres: generator pixel u spans [u, u + 1) of the square, photo pixel x is centred at x
+        return np.column_stack([du, dv, tl + (du + dv) / 2 - 0.5]).astype(np.float64)
+
+    def describe(self) -> str:
+        angle = float(np.degrees(np.arctan2(*(self.quad[3] - self.quad[0])[::-1])))
+        return (f"{self.method}: a {self.side:.0f} px square centred at ({self.quad.mean(0)[0]:.0f}, "
+                f"{self.quad.mean(0)[1]:.0f}), rotated {angle:+.1f}°")
+
+
+@lru_cache(maxsize=1)
+def _dlib_models():
+    """dlib's face detector and 5-point landmark model (read-only; about 0.6 s to load), or None."""
+    try:
+        import dlib
+    except ImportError:
+        return None
+    spec = importlib.util.find_spec("face_recognition_models")  # not imported: it needs pkg_resources
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "models", "shape_predictor_5_face_landmarks.dat")
+    if not os.path.isfile(path):
+        return None
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(path)
+
+
+def five_landmarks(photo: np.ndarray) -> np.ndarray | None:
+    """[5, 2] dlib 5-point landmarks of the largest face (eye corners x4, nose base), or None."""
+    models = _dlib_models()
+    if models is None:
+        return None
+    detector, predictor = models
+    scale = min(1.0, 1024 / max(photo.shape[:2]))  # detect on at most 1024 px
+    small = photo if scale == 1.0 else cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    faces = detector(np.ascontiguousarray(small), 1)
+    if len(faces) == 0:
+        return None
+    face = max(faces, key=lambda r: r.width() * r.height())
+    shape = predictor(np.ascontiguousarray(small), face)
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) / scale
+
+
+def quad_from_landmarks(points: np.ndarray) -> np.ndarray:
+    """FFHQ's square (TL, BL, BR, TR) from 5-point landmarks."""
+    eye_a, eye_b, nose = points[0:2].mean(0), points[2:4].mean(0), points[4]
+    eye_left, eye_right = (eye_a, eye_b) if eye_a[0] < eye_b[0] else (eye_b, eye_a)
+    eye_avg = (eye_left + eye_right) / 2
+    eye_to_eye = eye_right - eye_left
+    mouth = eye_avg + MOUTH_FROM_NOSE * (nose - eye_avg)
+    eye_to_mouth = mouth - eye_avg
+    x = eye_to_eye - np.array([-eye_to_mouth[1], eye_to_mouth[0]])
+    x /= np.hypot(*x)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    y = np.array([-x[1], x[0]])
+    c = eye_avg + eye_to_mouth * 0.1
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def _box_quad(box: tuple[int, int, int, int]) -> np.ndarray:
+    left, top, right, bottom = box
+    return np.array([[left, top], [left, bottom], [right, bottom], [right, top]], dtype=np.float64)
+
+
+def align(photo: Image.Image | np.ndarray, how: str = "landmarks") -> Alignment:
+    """The generator's square in `photo` by `how`, falling back landmarks -> box -> center;
+    `Alignment.method` says which one was used."""
+    if how not in METHODS:
+        raise ValueError(f"unknown alignment {how!r}; choose one of {', '.join(METHODS)}")
+    array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
+    pil = Image.fromarray(array)
+    size = (array.shape[1], array.shape[0])
+    if how == "landmarks":
+        points = five_landmarks(array)
+        if points is not None:
+            return Alignment(quad_from_landmarks(points), "landmarks", size)
+    if how in ("landmarks", "box"):
+        box, found = face_box(pil)
+        if found == "face detector":
+            return Alignment(_box_quad(box), "box", size)
+    return Alignment(_box_quad(center_box(pil)), "center", size)
+
+
+def aligned_crop(photo: Image.Image | np.ndarray, alignment: Alignment, size: int) -> Image.Image:
+    """The aligned square resampled to size x size (borders reflected, like FFHQ's padding)."""
+    array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
+    q = alignment.quad
+    inside = q.min() >= 0 and q[:, 0].max() <= array.shape[1] and q[:, 1].max() <= array.shape[0]
+    if inside and np.array_equal(q, q.round()) and q[0, 0] == q[1, 0] and q[0, 1] == q[3, 1]:
+        box = tuple(int(v) for v in (q[0, 0], q[0, 1], q[2, 0], q[2, 1]))  # an upright box: crop + LANCZOS
+        return Image.fromarray(array).crop(box).resize((size, size), Image.LANCZOS)
+    matrix = alignment.to_photo(size)
+    shrink = alignment.side / size / 2  # pre-shrink so that the warp never skips pixels
+    if shrink > 1:
+        array = cv2.resize(array, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
+        matrix = matrix / shrink
+    out = cv2.warpAffine(array, matrix, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT)
+    return Image.fromarray(out)
+
+
+def aligned_mask(mask: np.ndarray, alignment: Alignment, size: int) -> np.ndarray:
+    """A photo mask [H, W] bool -> the generator's [size, size] bool (area-averaged, > 1/2)."""
+    up = 4  # supersample, then average: a fair share of each generator pixel
+    matrix = alignment.to_photo(size * up)
+    warped = cv2.warpAffine(mask.astype(np.float32), matrix, (size * up, size * up),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA) > 0.5
+
+
+def outline(photo: np.ndarray, alignment: Alignment, max_side: int = 320) -> np.ndarray:
+    """A thumbnail (at most `max_side` px) of the photo with the aligned square drawn on it;
+    where the square reaches past the photo, the canvas grows (grey) to show it whole."""
+    height, width = photo.shape[:2]
+    low = np.minimum(alignment.quad.min(0), 0).astype(int)
+    high = np.maximum(alignment.quad.max(0), (width, height)).astype(int) + 1
+    scale = min(1.0, max_side / max(high - low))
+    canvas = np.full((int((high - low)[1] * scale) + 1, int((high - low)[0] * scale) + 1, 3), 128, np.uint8)
+    thumb = cv2.resize(photo, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
+    top, left = int(-low[1] * scale), int(-low[0] * scale)
+    canvas[top:top + thumb.shape[0], left:left + thumb.shape[1]] = thumb[:canvas.shape[0] - top, :canvas.shape[1] - left]
+    corners = np.round((alignment.quad - low) * scale).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(canvas, [corners], isClosed=True, color=(255, 0, 255), thickness=2)
+    return canvas
+
+
+def paste_back(photo: np.ndarray, result: np.ndarray, alignment: Alignment, region: np.ndarray | None = None,
+               feather: int | None = None) -> np.ndarray:
+    """The reconstruction `result` [R, R, 3] warped back into `photo` [H, W, 3] and blended.
+
+    With `region` (the painted pixels, [H, W] bool) only that region grown by `feather` px
+    changes: every other pixel of the photo is returned bit-identical. Without it the
+    aligned square is replaced, its edge feathered over `feather` px. Default feather:
+    2 % of the square's side, at least 2 px.
+    """
+    height, width = photo.shape[:2]
+    size = result.shape[0]
+    feather = max(2, int(round(alignment.side * 0.02))) if feather is None else int(feather)
+    to_photo = alignment.to_photo(size)  # warpAffine without WARP_INVERSE_MAP: result -> photo
+    warped = cv2.warpAffine(result, to_photo, (width, height), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE)
+    if region is not None:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 1,) * 2)
+        grown = cv2.dilate(region.astype(np.uint8), kernel) > 0
+        alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), sigmaX=max(feather / 2, 0.5))
+        alpha = np.maximum(alpha, region.astype(np.float32)) * grown
+    else:
+        square = np.zeros((size, size), np.float32)
+        edge = max(1, int(round(feather * size / alignment.side)))
+        square[edge:-edge, edge:-edge] = 1
+        square = cv2.GaussianBlur(square, (0, 0), sigmaX=max(edge / 2, 0.5))
+        alpha = cv2.warpAffine(square, to_photo, (width, height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT)
+    inside = cv2.warpAffine(np.ones((size, size), np.float32), to_photo, (width, height),
+                            flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    alpha = (alpha * inside)[..., None]
+    blended = np.round(photo * (1 - alpha) + warped * alpha).clip(0, 255).astype(np.uint8)
+    return np.where(alpha > 0, blended, photo)
