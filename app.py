@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import logging
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
-                             crop_preview, method_labels, parse_seed, pose_problem, read_editor, run_job)
+                             crop_preview, first_changed_round, method_labels, parse_seed, pose_problem, read_editor,
+                             run_job)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
@@ -106,10 +109,10 @@ def queued_at(demo: gr.Blocks, request: gr.Request) -> float:
 
 
 def waiting_runs(demo: gr.Blocks, session: str) -> int:
-    """How many of this session's Run events wait in Gradio's queue."""
+    """How many of this session's solve events (run, retune) wait in Gradio's queue."""
     queues = getattr(getattr(demo, "_queue", None), "event_queue_per_concurrency_id", {}) or {}
     return sum(1 for q in queues.values() for e in q.queue
-               if e.session_hash == session and getattr(e.fn, "api_name", None) == "run")
+               if e.session_hash == session and getattr(e.fn, "api_name", None) in ("run", "retune"))
 
 
 def user_error(message: str) -> None:
@@ -128,6 +131,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     rounds = min(4, generator.num_layers)
     groups = radius_groups(generator)
     runs, folders = SessionRuns(), OutputFolders(outputs_root)
+    last_runs: dict[str, dict] = {}   # session -> its last finished run, for re-tuning (dropped at session end)
+    last_lock = threading.Lock()
     examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
     get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
@@ -167,11 +172,17 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     step_sliders, radius_sliders = [], {g: [] for g in groups}
                     for r in range(rounds):
                         with gr.Row():
-                            step_sliders.append(gr.Slider(0, 300, value=50, step=5, label=f"layer {r}: steps"))
+                            step_sliders.append(gr.Slider(0, 300, value=50, step=5, label=f"layer {r}: steps",
+                                                          info=None if r == 0 else "0 ends the schedule here: "
+                                                          "this layer and every later one are skipped"))
                             for g, values in groups.items():
                                 if r > 0:  # round 0 is CSGM: no ball
-                                    radius_sliders[g].append(gr.Slider(0, 10000, value=values[r] or 0, step=10,
-                                                                       label=f"layer {r}: {g} radius"))
+                                    top = 4 * max(x or 0 for x in values)
+                                    radius_sliders[g].append(gr.Slider(
+                                        0, top, value=values[r] or 0, step=10, label=f"layer {r}: {g} radius",
+                                        info="how far this layer may move from where it starts: the l1 norm "
+                                             "(sum of absolute changes) of its deviation; 0 freezes it. Release "
+                                             "the slider after a run to re-run from this layer."))
                 with gr.Accordion("Advanced", open=False):
                     mse_w = gr.Slider(0, 10, value=1.0, step=0.1, label="MSE weight")
                     lpips_w = gr.Slider(0, 10, value=default_lpips_weight(generator, TASK_LABELS[task.value]), step=0.1,
@@ -241,8 +252,16 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
                  "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection"]
 
+        per_round = {n for n in names if n.startswith("steps_layer_") or "_radius_layer_" in n}
+
         def on_run(request: gr.Request, *values):
-            v = dict(zip(names, values))
+            yield from solve(request, dict(zip(names, values)), retune=False)
+
+        def on_retune(request: gr.Request, *values):
+            yield from solve(request, dict(zip(names, values)), retune=True)
+
+        def solve(request: gr.Request, v: dict, retune: bool):
+            """A full run, or (retune) a re-run from the first changed layer of the session's last run."""
             session = request.session_hash
             flag = runs.start(session, queued_at(demo, request))
             if flag is None:
@@ -279,11 +298,31 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     user_error(str(err))
                     yield {status: f"**Could not run:** {err}"}  # the earlier results stay on screen
                     return
-                yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: "Starting…",
+                key = (hashlib.sha256(inputs.original.tobytes() + inputs.painted.tobytes()).hexdigest(),
+                       tuple((n, str(x)) for n, x in v.items() if n not in per_round and n != "editor"))
+                rerun, note = None, ""
+                if retune:
+                    with last_lock:
+                        last = last_runs.get(session)
+                    if last is None or last["key"] != key or m == "compare":
+                        yield {status: "Moving a layer's slider re-runs from that layer once a run has finished "
+                                       "with the same photo and settings (one method at a time): press **Run**."}
+                        return
+                    label = next(iter(configs))
+                    first_round = first_changed_round(last["solvers"][label].config, configs[label])
+                    if first_round is None:
+                        yield {status: "Nothing changed: the result on screen is for these settings."}
+                        return
+                    if first_round >= 0:
+                        problem = last["problem"]
+                        rerun = {label: (last["solvers"][label], first_round)}
+                        note = f"Re-running from layer {first_round} (the earlier layers are kept)… "
+                yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: note or "Starting…",
                        files: None, preview: None, result_img: None, clean_img: None, before_after: None,
                        compare_img: gr.update(value=None, visible=m == "compare")}
-                for update in run_job(generator, problem, configs, flag, folders.new(session), photo=inputs):
-                    out = {status: update.status,
+                for update in run_job(generator, problem, configs, flag, folders.new(session), photo=inputs,
+                                      rerun=rerun):
+                    out = {status: (note if update.final is None else "") + update.status,
                            curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
                     if update.preview is not None:
                         out[preview] = shown(update.preview)
@@ -296,6 +335,10 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                     files: [f for r in results.values() for f in r["files"]]})
                         if "CSGM-MSE" in results and len(results) > 1:
                             out[compare_img] = shown(results["CSGM-MSE"]["image"])
+                        if len(results) == len(configs) and not flag.is_set():  # a finished run can be re-tuned
+                            with last_lock:
+                                last_runs[session] = {"key": key, "problem": problem,
+                                                      "solvers": {k: r["solver"] for k, r in results.items()}}
                     yield out
             except InputError as err:
                 user_error(str(err))
@@ -303,13 +346,16 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             finally:
                 runs.finish(session, flag)
 
-        on_run.__signature__ = inspect.Signature(
-            [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
-            + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+        for handler in (on_run, on_retune):
+            handler.__signature__ = inspect.Signature(
+                [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
+                + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
 
         def on_session_end(request: gr.Request):
             runs.forget(request.session_hash)
             folders.forget(request.session_hash)
+            with last_lock:
+                last_runs.pop(request.session_hash, None)
 
         task.change(show_params, [task, observed, method], [observed, factor, sigma, measurements, lpips_w, method])
         observed.change(follow_observed, [task, observed], lpips_w)
@@ -317,9 +363,13 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)
         example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
-        run_btn.click(on_run, [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls],
-                      [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after],
-                      concurrency_limit=solve_slots, concurrency_id="solve", api_name="run")
+        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls]
+        run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after]
+        run_btn.click(on_run, run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve",
+                      api_name="run")
+        # live re-tuning: releasing a layer's steps or radius slider re-runs from that layer
+        gr.on([s.release for s in [*step_sliders, *[s for g in groups for s in radius_sliders[g]]]], on_retune,
+              run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve", api_name="retune")
         stop_btn.click(on_stop, None, status, concurrency_limit=None, api_name="stop")
         demo.unload(on_session_end)
     demo.queue(max_size=16)

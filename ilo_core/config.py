@@ -106,6 +106,26 @@ class SolverConfig:
                              f"{self.start_split + self.rounds} layers; the generator has {num_layers}")
         return self
 
+    def same_before(self, other: "SolverConfig", round_index: int) -> bool:
+        """True when `self` and `other` run rounds 0 .. round_index - 1 identically and share every
+        setting that is not per round (so a run of `other` can go on from round `round_index`)."""
+        per_round = {"steps", "lr", "radii"}
+        for f in fields(self):
+            if f.name not in per_round and getattr(self, f.name) != getattr(other, f.name):
+                return False
+        if self.range_projection_steps and self.rounds != other.rounds:
+            return False  # the last round's projection depends on the number of rounds
+        if len(self.steps) < round_index + 1 or len(other.steps) < round_index:
+            return False
+        for r in range(round_index):
+            if self.steps[r] != other.steps[r] or self.lr_at(r) != other.lr_at(r):
+                return False
+        for group in set(self.radii) | set(other.radii):
+            for r in range(round_index):
+                if self.radius(group, r) != other.radius(group, r):
+                    return False
+        return True
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["steps"] = list(self.steps)

@@ -149,54 +149,96 @@ class ILOSolver:
 
     # --- Algorithm 1 ---------------------------------------------------------------
     def run(self) -> Iterator[Progress]:
-        """Yield a `Progress` per step; the best iterate accumulates in `self.best`."""
+        """Yield a `Progress` per step; the best iterate accumulates in `self.best`.
+
+        With one restart, the start of every round is kept (`rerun_from` restarts there).
+        """
         cfg, gen = self.config, self.generator
-        total = cfg.total_steps
-        done = 0
-        t0 = time.perf_counter()
+        self._done, self._t0 = 0, time.perf_counter()
+        self._round_starts: dict[int, dict] = {}
         for restart in range(cfg.restarts):
             rng = torch.Generator(device=gen.device).manual_seed(cfg.seed + 1_000_003 * restart)
             variables = gen.sample_variables(self.batch, rng)  # line 1 starts from a random z
             state: State = gen.state_at(cfg.start_split, variables) if cfg.start_split else {}
-            for r, steps in enumerate(cfg.steps):
-                split = cfg.start_split + r
-                if r > 0:  # lines 2 / 6: h <- G_before(z), one more layer each round
-                    with torch.no_grad():
-                        state = gen.advance(split - 1, state, variables)
-                params = self._round_parameters(split, r, state, variables)
-                start = _clone(params)
-                norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.items()}
-                optimizer = Adam(list(params.values()))
-                for step in range(steps):
-                    cur_state = {**state, **{k[6:]: v for k, v in params.items() if k.startswith("state.")}}
-                    cur_vars = {**variables, **{k: v for k, v in params.items() if not k.startswith("state.")}}
-                    loss, terms, x = self.objective(split, cur_state, cur_vars)
-                    finite = torch.isfinite(loss)
-                    self._keep_best(split, r, step, cur_state, cur_vars, x, terms["measurement_mse"], finite)
-                    done += 1
-                    losses = {"total": float(loss.detach().mean())} | {k: float(v.detach().mean()) for k, v in terms.items()}
-                    if not bool(finite.all()):
-                        self.nan_detected = True
-                        kept = ("the best finite iterate is kept" if any(b is not None for b in self.best)
-                                else "no finite iterate was reached, so there is no result")
-                        yield self._event(restart, r, split, step, steps, done, total, losses, x, t0,
-                                          message=f"non-finite loss at round {r}, step {step}: stopped; {kept}")
-                        self.stopped_early = False
-                        return
-                    loss.sum().backward()
-                    optimizer.step(lr_schedule(cfg.lr_at(r), step, steps))
-                    self.project(r, params, start, norms)
-                    preview = step % cfg.preview_every == 0 or step == steps - 1
-                    yield self._event(restart, r, split, step, steps, done, total, losses, x if preview else None, t0)
-                # the round's variables carry on
-                for k, v in params.items():
-                    if k.startswith("state."):
-                        state = {**state, k[6:]: v.detach()}
-                    else:
-                        variables[k] = v.detach()
-                if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
-                    variables, state = self._project_to_range(split, r, state, variables)
+            yield from self._rounds(restart, 0, state, variables)
+            if self.nan_detected:
+                return
         self.stopped_early = False
+
+    def rerun_from(self, round_index: int, config: SolverConfig) -> Iterator[Progress]:
+        """Re-run rounds `round_index`... with `config` from the kept start of that round.
+
+        `config` may differ from the finished run's only in what rounds >= round_index use
+        (their steps, radii and learning rates; rounds may be added or dropped after it).
+        With unchanged settings the result is bit-identical to the full run; the rounds
+        before `round_index` are not re-run and their results stay as they were.
+        """
+        config = config.validate(self.generator.num_layers)
+        kept = getattr(self, "_round_starts", {})
+        if round_index not in kept:
+            raise ValueError(f"round {round_index} was not reached by a finished single-restart run: run it first")
+        if not config.same_before(self.config, round_index):
+            raise ValueError(f"the new settings change rounds before {round_index} (or settings of every round): "
+                             f"run the whole solve again")
+        snapshot = kept[round_index]
+        self._round_starts = {r: v for r, v in kept.items() if r <= round_index}
+        self.config = config
+        self.best = list(snapshot["best"])
+        self.nan_detected, self.stopped_early = False, True
+        self._noise_rng.set_state(snapshot["noise_rng"])
+        self._done, self._t0 = snapshot["done"], time.perf_counter()
+        yield from self._rounds(0, round_index, _clone(snapshot["state"]), _clone(snapshot["variables"]))
+        if not self.nan_detected:
+            self.stopped_early = False
+
+    def _rounds(self, restart: int, first: int, state: State, variables: Variables) -> Iterator[Progress]:
+        """Rounds `first`... of one restart, from the state and variables at the start of round `first`."""
+        cfg, gen = self.config, self.generator
+        total = cfg.total_steps
+        for r in range(first, cfg.rounds):
+            steps = cfg.steps[r]
+            split = cfg.start_split + r
+            if cfg.restarts == 1:  # the start of this round, for rerun_from
+                self._round_starts[r] = {"state": _clone(state), "variables": _clone(variables),
+                                         "best": list(self.best), "noise_rng": self._noise_rng.get_state(),
+                                         "done": self._done}
+            if r > 0:  # lines 2 / 6: h <- G_before(z), one more layer each round
+                with torch.no_grad():
+                    state = gen.advance(split - 1, state, variables)
+            params = self._round_parameters(split, r, state, variables)
+            start = _clone(params)
+            norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.items()}
+            optimizer = Adam(list(params.values()))
+            for step in range(steps):
+                cur_state = {**state, **{k[6:]: v for k, v in params.items() if k.startswith("state.")}}
+                cur_vars = {**variables, **{k: v for k, v in params.items() if not k.startswith("state.")}}
+                loss, terms, x = self.objective(split, cur_state, cur_vars)
+                finite = torch.isfinite(loss)
+                self._keep_best(split, r, step, cur_state, cur_vars, x, terms["measurement_mse"], finite)
+                self._done += 1
+                losses = {"total": float(loss.detach().mean())} | {k: float(v.detach().mean()) for k, v in terms.items()}
+                if not bool(finite.all()):
+                    self.nan_detected = True
+                    kept = ("the best finite iterate is kept" if any(b is not None for b in self.best)
+                            else "no finite iterate was reached, so there is no result")
+                    yield self._event(restart, r, split, step, steps, self._done, total, losses, x, self._t0,
+                                      message=f"non-finite loss at round {r}, step {step}: stopped; {kept}")
+                    self.stopped_early = False
+                    return
+                loss.sum().backward()
+                optimizer.step(lr_schedule(cfg.lr_at(r), step, steps))
+                self.project(r, params, start, norms)
+                preview = step % cfg.preview_every == 0 or step == steps - 1
+                yield self._event(restart, r, split, step, steps, self._done, total, losses,
+                                  x if preview else None, self._t0)
+            # the round's variables carry on
+            for k, v in params.items():
+                if k.startswith("state."):
+                    state = {**state, k[6:]: v.detach()}
+                else:
+                    variables[k] = v.detach()
+            if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
+                variables, state = self._project_to_range(split, r, state, variables)
 
     def _round_parameters(self, split: int, r: int, state: State, variables: Variables) -> dict[str, Tensor]:
         """Leaf tensors optimized this round: the state at the split and the active variables."""

@@ -321,22 +321,39 @@ def repair(photo: PhotoInput, result: np.ndarray, task: str) -> np.ndarray:
     return paste_back(photo.original, result, photo.alignment, photo.painted if task == "inpaint" else None)
 
 
+def first_changed_round(old: SolverConfig, new: SolverConfig) -> int | None:
+    """The first round that `new` runs differently from `old` when only per-round settings
+    changed (None when nothing changed); -1 when a setting of every round changed."""
+    if new.to_dict() == old.to_dict():
+        return None
+    for k in range(min(old.rounds, new.rounds), -1, -1):
+        if new.same_before(old, k) and k < new.rounds:
+            return k
+    return -1
+
+
 def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, SolverConfig], stop: StopFlag,
-            out_dir: Path, min_interval: float = 0.3, photo: PhotoInput | None = None) -> Iterator[Update]:
+            out_dir: Path, min_interval: float = 0.3, photo: PhotoInput | None = None,
+            rerun: dict[str, tuple[ILOSolver, int]] | None = None) -> Iterator[Update]:
     """Run one solve per config (e.g. ILO and CSGM-MSE), yielding throttled updates, then
-    the final update with images, metrics and downloads. Stop keeps the best results
-    (a solve stopped before its first step has none and is left out). With `photo`, each
-    result is also pasted back into the whole photo (the first download)."""
+    the final update with images, metrics, downloads and the solvers. Stop keeps the best
+    results (a solve stopped before its first step has none and is left out). With `photo`,
+    each result is also pasted back into the whole photo (the first download). `rerun`
+    maps a label to (its finished solver, the round to re-run from) for live re-tuning."""
     curve: list[tuple[int, str, float]] = []
     results: dict[str, dict] = {}
     last = 0.0
     for label, cfg in configs.items():
         if stop.is_set():
             break
-        solver = ILOSolver(generator, problem.operator, problem.observation, cfg)
+        if rerun and label in rerun:
+            solver, first_round = rerun[label]
+            run = solver.rerun_from(first_round, cfg)
+        else:
+            solver = ILOSolver(generator, problem.operator, problem.observation, cfg)
+            run = solver.run()
         recorder = FrameRecorder()
         started = time.perf_counter()
-        run = solver.run()
         note, done = "", 0
         for event in run:
             done = event.done
@@ -378,7 +395,7 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
             repaired_png = out_dir / f"{stem}_repaired_photo.png"
             save_image_atomic(Image.fromarray(repaired), repaired_png)
             files.insert(0, str(repaired_png))
-        results[label] = {"image": image, "repaired": repaired,
+        results[label] = {"image": image, "repaired": repaired, "solver": solver,
                           "metrics": evaluate(best.image.to(generator.device), problem),
                           "seconds": seconds, "steps": done, "files": files, "note": note, "best_layer": best.split}
     if not results:

@@ -318,3 +318,34 @@ def test_solves_run_one_at_a_time_on_a_cpu(page, tmp_path):
         spans.append(statuses)
     assert all(any("total" in s for s in st) for st in spans)
     assert page[0].fns[next(i for i, f in page[0].fns.items() if f.api_name == "run")].concurrency_limit == 1
+
+
+# --- live re-tuning ----------------------------------------------------------------------
+
+
+def test_changing_the_last_layers_radius_re_runs_only_that_layer(page, tmp_path):
+    client = client_of(page)
+    value = editor(tmp_path=tmp_path)
+    started = time.perf_counter()
+    full = client.predict(**run_args(value, steps=40), api_name="/run")
+    full_seconds = time.perf_counter() - started
+    assert "PSNR" in full[1]
+    started = time.perf_counter()
+    job = client.submit(**run_args(value, steps=40, state_radius_layer_3=100.0), api_name="/retune")
+    tuned = job.result(timeout=300)
+    retune_seconds = time.perf_counter() - started
+    statuses = [str(o[1]) for o in job.outputs()]
+    print(f"re-tune of layer 3: {retune_seconds:.1f} s against the full run's {full_seconds:.1f} s")
+    assert any("Re-running from layer 3" in s for s in statuses)
+    assert not any("round 1/" in s or "round 2/" in s or "round 3/" in s for s in statuses)
+    assert "PSNR" in tuned[1] and tuned[4] is not None
+    again = client.predict(**run_args(value, steps=40, state_radius_layer_3=100.0), api_name="/retune")
+    assert "Nothing changed" in again[1]
+
+
+def test_re_tuning_without_a_finished_run_says_to_press_run(page, tmp_path):
+    from gradio_client import Client
+
+    fresh = Client(page[1], verbose=False)
+    out = fresh.predict(**run_args(editor(tmp_path=tmp_path), steps=5), api_name="/retune")
+    assert "press **Run**" in out[1]

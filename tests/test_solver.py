@@ -188,3 +188,50 @@ def test_restarts_keep_the_best_of_all(dcgan, faces64):
     one = solve(dcgan, SR, y, SolverConfig(steps=(5,), lpips_weight=0.0, restarts=1))
     three = solve(dcgan, SR, y, SolverConfig(steps=(5,), lpips_weight=0.0, restarts=3))
     assert three.best[0].measurement_mse <= one.best[0].measurement_mse
+
+
+def _inpaint_solver(dcgan, faces64, steps=(5, 5, 5, 5), **overrides):
+    from ilo_core.defaults import default_config
+    from ilo_core.problems import simulate
+
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[36:52, 14:50] = True
+    problem = simulate("inpaint", faces64[0], mask=mask)
+    config = default_config(dcgan, "inpaint", steps=list(steps), seed=2, **overrides)
+    return ILOSolver(dcgan, problem.operator, problem.observation, config), config
+
+
+def test_rerun_from_a_round_with_unchanged_settings_is_bit_identical_to_the_full_run(dcgan, faces64):
+    solver, config = _inpaint_solver(dcgan, faces64)
+    list(solver.run())
+    full = solver.best_image().clone()
+    events = list(solver.rerun_from(2, config))
+    assert torch.equal(solver.best_image(), full)
+    assert {e.round_index for e in events} == {2, 3} and len(events) == 10
+
+
+def test_rerun_from_round_k_leaves_the_earlier_rounds_untouched(dcgan, faces64):
+    import dataclasses
+
+    solver, config = _inpaint_solver(dcgan, faces64)
+    list(solver.run())
+    before = {r: {k: v.clone() for k, v in solver._round_starts[r]["state"].items()} for r in range(4)}
+    full = solver.best_image().clone()
+    changed = dataclasses.replace(config, radii={"latents": [None] * 4, "state": [None, 300.0, 600.0, 50.0]})
+    events = list(solver.rerun_from(3, changed))
+    assert {e.round_index for e in events} == {3}
+    for r in range(4):  # the kept starts of rounds 0..3 are those of the first run
+        for k, v in before[r].items():
+            assert torch.equal(solver._round_starts[r]["state"][k], v)
+    assert not torch.equal(solver.best_image(), full)
+
+
+def test_rerun_from_refuses_settings_that_change_earlier_rounds(dcgan, faces64):
+    import dataclasses
+
+    solver, config = _inpaint_solver(dcgan, faces64)
+    list(solver.run())
+    with pytest.raises(ValueError, match="run the whole solve again"):
+        list(solver.rerun_from(2, dataclasses.replace(config, steps=(6, 5, 5, 5))))
+    with pytest.raises(ValueError, match="run the whole solve again"):
+        list(solver.rerun_from(2, dataclasses.replace(config, mse_weight=2.0)))
