@@ -33,6 +33,8 @@ from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, Output
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
+# the results table: headers and numbers never break inside a word
+PAGE_CSS = ".prose table th, .prose table td { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }"
 MODES = ["Simulate: my photo is clean", "My image is already degraded"]
 
 
@@ -157,7 +159,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                     width=150, elem_id="crop-image")
                     outlined = gr.Image(label="The aligned square on your photo", interactive=False, height=150)
                 crop_note = gr.Markdown(label="Crop note")
-                example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False)
+                example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False, visible=False)
                 gr.Examples(examples=[[p] for p in example_paths(generator, Path(examples_dir.name))],
                             inputs=[example_pick], label="Examples")
                 task = gr.Radio(list(TASK_LABELS), value=list(TASK_LABELS)[0], label="Task")
@@ -397,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         raise SystemExit(f"error: {err}")
     build_demo(generator, args.solve_slots).launch(server_name=args.server_name, server_port=args.port,
-                                                   share=args.share, max_file_size="25mb")
+                                                   share=args.share, max_file_size="25mb", css=PAGE_CSS)
 
 
 if __name__ == "__main__":

@@ -407,7 +407,7 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
 
 
 def _summary(results: dict[str, dict]) -> str:
-    rows = ["| method | PSNR (dB) | LPIPS | measurement MSE | steps done | seconds |", "|---|---|---|---|---|---|"]
+    rows = ["| method | PSNR dB | LPIPS | meas. MSE | steps run | time (s) |", "|---|---|---|---|---|---|"]
     for label, r in results.items():
         m = r["metrics"]
         psnr = "—" if m["psnr"] is None else f"{m['psnr']:.2f}"
