@@ -28,8 +28,8 @@ from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
-                             crop_preview, first_changed_round, method_labels, parse_seed, pose_problem, read_editor,
-                             run_job)
+                             crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
+                             read_editor, run_job, seconds_per_step)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
@@ -138,6 +138,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
     get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
+    step_seconds = seconds_per_step(generator)
+
+    def estimate_text(total_steps: int) -> str:
+        return (f"About **{total_steps * step_seconds:.0f} s** for {total_steps} steps on this {generator.device.type} "
+                f"({step_seconds * 1000:.0f} ms per step, measured at start-up).")
 
     with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
         demo.examples_dir = examples_dir  # lives as long as the page
@@ -152,6 +157,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
+                estimate = gr.Markdown(estimate_text(4 * 50))
+                mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
+                                    file_types=["image"], type="filepath", height=90)
                 alignment = gr.Radio(ALIGNMENTS, value="landmarks" if generator.kind == "stylegan2" else "box",
                                      label="Face alignment (landmarks: FFHQ-style, falls back to box, then centre)")
                 with gr.Row():
@@ -210,6 +218,10 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 files = gr.File(label="Downloads: the repaired photo at its own size, the result at "
                                       f"{size} px, the progression GIF, the solver state", file_count="multiple",
                                 interactive=False, elem_id="downloads")
+                progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
+                                       interactive=False, elem_id="progression")
+                saved_file = gr.File(label="Load a saved result (a *_state.safetensors download)",
+                                     file_types=[".safetensors"], type="filepath", height=90)
 
         def show_params(task_label: str, observed_pct: float, method_label: str):
             t = TASK_LABELS[task_label]
@@ -252,7 +264,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                  "alignment",
                  *[f"steps_layer_{r}" for r in range(rounds)],
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
-                 "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection"]
+                 "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
+                 "mask_file"]  # last: the only one without a default
 
         per_round = {n for n in names if n.startswith("steps_layer_") or "_radius_layer_" in n}
 
@@ -280,7 +293,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     seed_value = parse_seed(v["seed"])
                     if v["alignment"] not in ALIGNMENTS:
                         raise InputError(f"Unknown alignment {v['alignment']!r}: use {', '.join(ALIGNMENTS)}.")
-                    inputs = read_editor(editor_value, size, v["alignment"])
+                    inputs = read_editor(editor_value, size, v["alignment"], v["mask_file"])
                     problem = pose_problem(inputs, t, v["mode"] == MODES[1], observed_pct=v["observed_pct"],
                                            factor=v["sr_factor"] or 0, sigma=v["noise_sigma"],
                                            measurements_pct=v["measurements_pct"], seed=seed_value,
@@ -319,8 +332,12 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         problem = last["problem"]
                         rerun = {label: (last["solvers"][label], first_round)}
                         note = f"Re-running from layer {first_round} (the earlier layers are kept)… "
+                if t == "super-resolution" and v["mode"] == MODES[1]:
+                    low = size // int(v["sr_factor"])
+                    note += f"Your image is the low-resolution observation: it is used at {low} x {low} px. "
                 yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: note or "Starting…",
                        files: None, preview: None, result_img: None, clean_img: None, before_after: None,
+                       progression: None,
                        compare_img: gr.update(value=None, visible=m == "compare")}
                 for update in run_job(generator, problem, configs, flag, folders.new(session), photo=inputs,
                                       rerun=rerun):
@@ -334,6 +351,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         out.update({observation_img: shown(update.final["observation"]),
                                     result_img: shown(first["image"]), clean_img: shown(update.final["clean"]),
                                     before_after: (inputs.original, first["repaired"]),
+                                    progression: next(f for f in first["files"] if f.endswith(".gif")),
                                     files: [f for r in results.values() for f in r["files"]]})
                         if "CSGM-MSE" in results and len(results) > 1:
                             out[compare_img] = shown(results["CSGM-MSE"]["image"])
@@ -351,7 +369,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         for handler in (on_run, on_retune):
             handler.__signature__ = inspect.Signature(
                 [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
-                + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+                + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                     **({"default": None} if n == "mask_file" else {})) for n in names])
 
         def on_session_end(request: gr.Request):
             runs.forget(request.session_hash)
@@ -365,8 +384,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)
         example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
-        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls]
-        run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after]
+        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls, mask_file]
+        run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after,
+                       progression]
         run_btn.click(on_run, run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve",
                       api_name="run")
         # live re-tuning: releasing a layer's steps or radius slider re-runs from that layer
@@ -374,6 +394,28 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
               run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve", api_name="retune")
         stop_btn.click(on_stop, None, status, concurrency_limit=None, api_name="stop")
         demo.unload(on_session_end)
+
+        def on_saved(path):
+            if not path:
+                return gr.update(), gr.update()
+            try:
+                image, note = load_saved(path, generator)
+            except InputError as err:
+                user_error(str(err))
+                return gr.update(), f"**Not loaded:** {err}"
+            return shown(image), note
+
+        def on_steps(*steps):
+            total = 0
+            for value in steps:
+                if not value:
+                    break
+                total += int(value)
+            return estimate_text(total)
+
+        saved_file.upload(on_saved, saved_file, [result_img, status], api_name="load_result")
+        for slider in step_sliders:
+            slider.change(on_steps, step_sliders, estimate, api_name=False, queue=False)
     demo.queue(max_size=16)
     return demo
 

@@ -24,7 +24,8 @@ from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.images import ImageError, open_image, pil_to_tensor, save_image_atomic, tensor_to_uint8
+from ilo_core.images import (ImageError, image_size, open_image, pil_to_tensor, read_mask, save_image_atomic,
+                             tensor_to_uint8)
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
 
@@ -75,11 +76,12 @@ class PhotoInput:
     alignment: Alignment
 
 
-def read_editor(value: dict | None, size: int, align_how: str = "box") -> PhotoInput:
+def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file: str | Path | None = None) -> PhotoInput:
     """An ImageMask value (background / layers as file paths or arrays) -> aligned photo and mask.
 
-    The painted layers' alpha channel is the mask. The alignment (`align_how`: landmarks,
-    box or center, each falling back to the next) is applied to photo and mask alike.
+    The painted layers' alpha channel is the mask, joined by `mask_file` (white = missing;
+    the photo's size or exactly its aspect ratio) when given. The alignment (`align_how`:
+    landmarks, box or center, each falling back to the next) is applied to photo and mask alike.
     """
     if not value or value.get("background") is None:
         raise InputError("Upload a photo first (or pick one of the examples).")
@@ -96,6 +98,12 @@ def read_editor(value: dict | None, size: int, align_how: str = "box") -> PhotoI
         if a.shape != painted.shape:
             a = np.asarray(Image.fromarray(a).resize(photo.size, Image.NEAREST))
         painted |= a > 0
+    if mask_file:
+        try:
+            image_size(mask_file)
+            painted |= read_mask(mask_file, photo.size)
+        except ImageError as err:
+            raise InputError(f"The mask file: {err}.") from None
     original = np.asarray(photo)
     alignment = align(original, align_how)
     return PhotoInput(aligned_crop(original, alignment, size), aligned_mask(painted, alignment, size),
@@ -404,6 +412,35 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
     yield Update(status=_summary(results), curve=list(curve),
                  final={"results": results, "observation": tensor_to_uint8(problem.observation_image()),
                         "clean": None if problem.clean is None else tensor_to_uint8(problem.clean)})
+
+
+def seconds_per_step(generator: SplitGenerator, steps: int = 3) -> float:
+    """Measured seconds of one default ILO step (super-resolution) on this machine, for estimates."""
+    x = torch.zeros(1, 3, generator.resolution, generator.resolution, device=generator.device)
+    problem = simulate("super-resolution", x, factor=4 if generator.resolution % 4 == 0 else 2)
+    config = default_config(generator, "super-resolution", steps=[steps + 1])
+    solver = ILOSolver(generator, problem.operator, problem.observation, config)
+    events = solver.run()
+    next(events)  # the first step pays one-time costs
+    started = time.perf_counter()
+    for _ in events:
+        pass
+    return (time.perf_counter() - started) / steps
+
+
+def load_saved(path: str | Path, generator: SplitGenerator) -> tuple[np.ndarray, str]:
+    """A saved result file -> its image re-rendered by `generator` (uint8) and a one-line note."""
+    from ilo_core.reconstruction import Reconstruction
+
+    try:
+        saved = Reconstruction.load(path)
+        image = tensor_to_uint8(saved.render(generator))
+    except (ValueError, OSError, KeyError) as err:
+        raise InputError(f"That file cannot be loaded: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # safetensors' own errors for a damaged file
+        raise InputError(f"That file is not a readable result file ({type(err).__name__}).") from None
+    return image, (f"Loaded a saved result: layer {saved.split} (round {saved.round_index + 1}), "
+                   f"measurement MSE {saved.measurement_mse:.5f}, re-rendered by this generator.")
 
 
 def _summary(results: dict[str, dict]) -> str:
