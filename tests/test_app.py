@@ -231,3 +231,34 @@ def test_the_controls_adapt_to_a_stylegan_generator(stylegan64):
     labels = [getattr(b, "label", "") or "" for b in demo.blocks.values()]
     assert any("noises radius" in str(lbl) for lbl in labels)
     assert any("latents radius" in str(lbl) for lbl in labels)
+
+
+def test_a_mask_file_can_replace_painting_and_must_fit_the_photo(tmp_path):
+    mask = np.zeros((256, 256), dtype=np.uint8)
+    mask[150:200, 60:200] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    inputs = read_editor({"background": FACE, "layers": []}, 64, "box", str(tmp_path / "mask.png"))
+    assert 0.05 < inputs.missing.mean() < 0.5 and inputs.painted.sum() == 50 * 140
+    Image.fromarray(mask[:100]).save(tmp_path / "wrong.png")
+    with pytest.raises(InputError, match="The mask file: the mask is 256 × 100 px"):
+        read_editor({"background": FACE, "layers": []}, 64, "box", str(tmp_path / "wrong.png"))
+
+
+def test_a_saved_result_loads_back_and_re_renders(dcgan, tmp_path):
+    from ilo_core.studio import load_saved
+
+    inputs = read_editor({"background": FACE, "layers": [mask_layer(tmp_path)]}, 64)
+    problem = pose_problem(inputs, "inpaint", False, observed_pct=10, factor=4, sigma=25, measurements_pct=10,
+                           seed=0, device=dcgan.device)
+    cfg = build_config(dcgan, "inpaint", "ilo", steps=[3, 3], radii={"state": [0, 300]}, observed_pct=10,
+                       mse_weight=1, lpips_weight=0, geodesic_weight=0, lr=0.1, seed=0)
+    final = list(run_job(dcgan, problem, {"ILO": cfg}, StopFlag(), new_output_dir(), photo=inputs))[-1].final
+    result = final["results"]["ILO"]
+    state = next(f for f in result["files"] if f.endswith(".safetensors"))
+    image, note = load_saved(state, dcgan)
+    assert np.array_equal(image, result["image"]) and note.startswith("Loaded a saved result")
+    assert result["files"][0].endswith("_repaired_photo.png")
+    assert Image.open(result["files"][0]).size == (256, 256)
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="not a readable result file|cannot be loaded"):
+        load_saved(tmp_path / "junk.safetensors", dcgan)
