@@ -38,7 +38,8 @@ from ilo_core.solver import ILOSolver
 ROOT = Path(__file__).resolve().parent.parent
 FACES_DIR = ROOT / "assets" / "faces"
 HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
-METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo", "ilo-noproj", "bm3d")
+METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo", "ilo-noproj", "bm3d", "telea", "navier-stokes")
+CLASSICAL_INPAINTING = ("telea", "navier-stokes")  # OpenCV's cv2.inpaint: the baseline a fill must beat
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -101,6 +102,8 @@ def applicable(method: str, task: str) -> bool:
     """BM3D only denoises; compressed sensing has no image view for LPIPS."""
     if method == "bm3d":
         return task == "denoise" and bm3d_available()
+    if method in CLASSICAL_INPAINTING:
+        return task in ("inpaint", "random-inpaint")
     if task == "compressed-sensing":
         return method in ("csgm-mse", "ilo", "ilo-noproj")
     return True
@@ -138,6 +141,20 @@ def bm3d_denoise(observation: Tensor, sigma255: float) -> Tensor:
         z = bm3d.bm3d_rgb(y01, sigma255 / 255.0)
         out.append(torch.from_numpy(np.clip(z, 0, 1)).permute(2, 0, 1).float() * 2 - 1)
     return torch.stack(out).to(observation.device)
+
+
+def classical_inpaint(problem: Problem, method: str, radius: int = 3) -> Tensor:
+    """OpenCV's Telea (2004) or Navier-Stokes inpainting of each observation -> [B, 3, R, R] in [-1, 1]."""
+    import cv2
+
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    missing = (~problem.operator.keep[0, 0]).cpu().numpy().astype(np.uint8) * 255
+    out = []
+    for y in problem.observation.detach().cpu():
+        image = ((y.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        filled = cv2.inpaint(np.ascontiguousarray(image), missing, radius, flag)
+        out.append(torch.from_numpy(filled).permute(2, 0, 1).float() / 127.5 - 1)
+    return torch.stack(out).to(problem.observation.device)
 
 
 def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, samples: int,
@@ -197,6 +214,8 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
         t0 = time.perf_counter()
         if method == "bm3d":
             result, steps = bm3d_denoise(problem.observation, setting.params["sigma"]), 0
+        elif method in CLASSICAL_INPAINTING:
+            result, steps = classical_inpaint(problem, method), 0
         else:
             config = method_config(generator, setting, method, steps_per_layer, sna)
             result, steps = solve_batch(generator, problem, config), config.total_steps

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from ilo_core.losses import measurement_mse
-from ilo_core.metrics import mse01, psnr_from_mse
-from ilo_core.operators import Operator, SuperResolution, build_operator
+from ilo_core.metrics import hole_mse01, mse01, paste_observed, psnr_from_mse
+from ilo_core.operators import Inpainting, Operator, SuperResolution, build_operator
 from ilo_core.perceptual import PerceptualDistance
 
 
@@ -69,7 +69,13 @@ def evaluate(result: Tensor, problem: Problem, lpips_distance: PerceptualDistanc
 
 
 def evaluate_batch(result: Tensor, problem: Problem, lpips_distance: PerceptualDistance | None = None) -> list[dict]:
-    """`evaluate` for each item of a batch of results [B, 3, R, R] of a batched problem."""
+    """`evaluate` for each item of a batch of results [B, 3, R, R] of a batched problem.
+
+    For inpainting (box, painted or random pixels) also the figures inside the hole:
+    `hole_psnr` over the missing pixels, `hole_lpips` between the clean image and the result
+    with the observed pixels pasted back (so only the hole differs), and the whole-image
+    `pasted_mse` / `pasted_psnr` of that pasted result.
+    """
     with torch.no_grad():
         meas = measurement_mse(problem.operator.A(result), problem.observation)
         if problem.clean is None:
@@ -77,5 +83,14 @@ def evaluate_batch(result: Tensor, problem: Problem, lpips_distance: PerceptualD
         mse = mse01(result, problem.clean)
         lp = lpips_distance or PerceptualDistance("alex", size=None, device=result.device)
         dist = lp(result.clamp(-1, 1), problem.clean)
-    return [{"measurement_mse": float(m), "mse": float(e), "psnr": psnr_from_mse(float(e)), "lpips": float(d)}
-            for m, e, d in zip(meas, mse, dist)]
+        records = [{"measurement_mse": float(m), "mse": float(e), "psnr": psnr_from_mse(float(e)), "lpips": float(d)}
+                   for m, e, d in zip(meas, mse, dist)]
+        keep = getattr(problem.operator, "keep", None)
+        if isinstance(problem.operator, Inpainting) and keep is not None:
+            pasted = paste_observed(result.clamp(-1, 1), problem.clean, keep)
+            hole = hole_mse01(result, problem.clean, ~keep)
+            hole_lp, pasted_mse = lp(pasted, problem.clean), mse01(pasted, problem.clean)
+            for r, h, hl, pm in zip(records, hole, hole_lp, pasted_mse):
+                r.update(hole_psnr=psnr_from_mse(float(h)), hole_lpips=float(hl), pasted_mse=float(pm),
+                         pasted_psnr=psnr_from_mse(float(pm)))
+    return records

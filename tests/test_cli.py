@@ -28,7 +28,8 @@ def test_cli_inpaints_with_a_mask_and_writes_png_gif_report_and_state(tmp_path):
                   "--save-state", str(tmp_path / "state.safetensors"), "--quiet")
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    for key in ("psnr", "mse", "lpips", "measurement_mse", "seconds", "steps", "method", "task"):
+    for key in ("psnr", "mse", "lpips", "measurement_mse", "seconds", "steps", "method", "task", "hole_psnr",
+                "hole_lpips"):
         assert key in report
     assert report["steps"] == 16 and report["method"] == "ilo" and report["task"] == "inpaint"
     assert 0 < report["mse"] < 1 and report["psnr"] > 5

@@ -32,13 +32,16 @@ def test_quick_evaluation_writes_results_json_report_plots_and_contact_sheet(tmp
         assert RECORD_KEYS <= set(r)
         assert all(math.isfinite(r[k]) for k in ("mse", "psnr", "lpips", "measurement_mse", "seconds"))
         assert 0 <= r["mse"] <= 1 and r["lpips"] >= 0
-        assert r["steps"] == (0 if r["method"] == "bm3d" else 40)
+        assert r["steps"] == (0 if r["method"] in ("bm3d", "telea", "navier-stokes") else 40)
+        if r["task"] in ("inpaint", "random-inpaint"):
+            assert math.isfinite(r["hole_psnr"]) and r["hole_lpips"] >= 0
     tasks = {r["task"] for r in records if r["experiment"] == "grid"}
     assert tasks == {"random-inpaint", "inpaint", "denoise", "super-resolution", "compressed-sensing"}
     assert {r["method"] for r in records if r["experiment"] == "sna-ablation"} == {
         "csgm-mse", "csgm-mse+sna", "ilo", "ilo+sna"}
     report = (out / "report.md").read_text()
-    for needle in ("best CSGM / ILO", "Stochastic Noise Addition", "figure2.png", "contact_sheet.png", "40 steps"):
+    for needle in ("best CSGM / ILO", "Stochastic Noise Addition", "figure2.png", "contact_sheet.png", "40 steps",
+                   "Inside the hole", "telea"):
         assert needle in report
     for png in ("figure2.png", "contact_sheet.png"):
         with Image.open(out / png) as im:
@@ -83,3 +86,35 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
         evaluate.main(["--methods", "ilo,magic", "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit):
         evaluate.main(["--tasks", "deblur", "--samples", "0", "--out", str(tmp_path / "o")])
+
+
+def test_inpainting_records_carry_the_figures_inside_the_hole(faces64):
+    import torch
+
+    from ilo_core.problems import evaluate_batch, simulate
+
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[20:40, 10:50] = True
+    problem = simulate("inpaint", faces64[0], mask=mask)
+    perfect_outside = torch.where(mask, torch.zeros_like(faces64[0]), faces64[0])
+    r = evaluate_batch(perfect_outside, problem)[0]
+    hole = (((torch.zeros_like(faces64[0]) - faces64[0]) / 2).square()[:, :, mask]).mean()
+    assert abs(r["hole_psnr"] - float(-10 * torch.log10(hole))) < 1e-4
+    assert r["pasted_psnr"] == pytest.approx(r["psnr"], abs=1e-4) and r["psnr"] > r["hole_psnr"]
+    assert evaluate_batch(faces64[0], problem)[0]["hole_lpips"] < 1e-6
+
+
+def test_classical_inpainting_baselines_fill_the_hole(faces64):
+    import torch
+
+    from ilo_core.evaluate import applicable, classical_inpaint
+    from ilo_core.problems import evaluate_batch, simulate
+
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[20:40, 10:50] = True
+    problem = simulate("inpaint", faces64[1], mask=mask)
+    for method in ("telea", "navier-stokes"):
+        filled = classical_inpaint(problem, method)
+        r = evaluate_batch(filled, problem)[0]
+        assert r["hole_psnr"] > 12  # a smooth fill, far better than the violet hole
+        assert applicable(method, "inpaint") and not applicable(method, "denoise")
