@@ -27,6 +27,7 @@ from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
+from ilo_core.spread import restart_spread, spread_heatmap
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
                              crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
                              read_editor, run_job, seconds_per_step)
@@ -158,6 +159,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
                 estimate = gr.Markdown(estimate_text(4 * 50))
+                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (4 restarts solved as "
+                                                             "one batch: about 2-3x the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
                                     file_types=["image"], type="filepath", height=90)
                 alignment = gr.Radio(ALIGNMENTS, value="landmarks" if generator.kind == "stylegan2" else "box",
@@ -220,6 +223,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                 interactive=False, elem_id="downloads")
                 progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
                                        interactive=False, elem_id="progression")
+                spread_img = gr.Image(label="Where it is guessing: the spread of 4 restarts (bright = unsure)",
+                                      interactive=False, elem_id="spread", visible=True)
                 saved_file = gr.File(label="Load a saved result (a *_state.safetensors download)",
                                      file_types=[".safetensors"], type="filepath", height=90)
 
@@ -265,7 +270,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                  *[f"steps_layer_{r}" for r in range(rounds)],
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
                  "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
-                 "mask_file"]  # last: the only one without a default
+                 "show_spread", "mask_file"]  # last: the only one without a default
 
         per_round = {n for n in names if n.startswith("steps_layer_") or "_radius_layer_" in n}
 
@@ -337,7 +342,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     note += f"Your image is the low-resolution observation: it is used at {low} x {low} px. "
                 yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: note or "Starting…",
                        files: None, preview: None, result_img: None, clean_img: None, before_after: None,
-                       progression: None,
+                       progression: None, spread_img: None,
                        compare_img: gr.update(value=None, visible=m == "compare")}
                 for update in run_job(generator, problem, configs, flag, folders.new(session), photo=inputs,
                                       rerun=rerun):
@@ -360,11 +365,25 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                 last_runs[session] = {"key": key, "problem": problem,
                                                       "solvers": {k: r["solver"] for k, r in results.items()}}
                     yield out
+                    if update.final is not None and v["show_spread"] and not flag.is_set():
+                        yield from guessing(problem, configs, update.status)
             except InputError as err:
                 user_error(str(err))
                 yield {status: f"**Could not finish:** {err}"}
             finally:
                 runs.finish(session, flag)
+
+        def guessing(problem, configs, table: str):
+            """The spread of 4 restarts of the first method, as a heat map (after the result)."""
+            yield {status: table + "\n\nSolving from 4 random starts to show where it is guessing…"}
+            _, spread = restart_spread(generator, problem, next(iter(configs.values())))
+            summary = f"Spread of 4 restarts: {float(spread.mean()):.4f} on average"
+            keep = getattr(problem.operator, "keep", None)
+            if keep is not None:
+                hole = ~keep[0, 0].cpu()
+                summary += (f", {float(spread.cpu()[hole].mean()):.4f} inside the hole against "
+                            f"{float(spread.cpu()[~hole].mean()):.4f} outside")
+            yield {status: table + f"\n\n{summary} ([0, 1] pixel units).", spread_img: spread_heatmap(spread)}
 
         for handler in (on_run, on_retune):
             handler.__signature__ = inspect.Signature(
@@ -384,9 +403,10 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)
         example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
-        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls, mask_file]
+        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls,
+                      show_spread, mask_file]
         run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after,
-                       progression]
+                       progression, spread_img]
         run_btn.click(on_run, run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve",
                       api_name="run")
         # live re-tuning: releasing a layer's steps or radius slider re-runs from that layer

@@ -33,6 +33,7 @@ from ilo_core.images import (ImageError, image_format, image_size, load_image, l
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
+from ilo_core.spread import restart_spread, spread_heatmap
 
 
 def _steps(text: str) -> list[int]:
@@ -61,15 +62,15 @@ OUTPUT_SUFFIXES = {"gif": (".gif",), "report": (".json",), "save_state": (".safe
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path's format, folder and writability, before any work starts (ValueError)."""
-    for path in (args.out, args.crop_out, args.repaired):
+    for path in (args.out, args.crop_out, args.repaired, args.spread):
         if path is not None:
             image_format(path)
     for name, suffixes in OUTPUT_SUFFIXES.items():
         path = getattr(args, name)
         if path is not None and path.suffix.lower() not in suffixes:
             raise ValueError(f"--{name.replace('_', '-')} {path}: the file name must end in {' or '.join(suffixes)}")
-    paths = [p for p in (args.out, args.gif, args.report, args.save_state, args.crop_out, args.repaired)
-             if p is not None]
+    paths = [p for p in (args.out, args.gif, args.report, args.save_state, args.crop_out, args.repaired,
+                         args.spread) if p is not None]
     inputs = {p.resolve() for p in (args.image, args.observation, args.mask) if p is not None}
     for path in paths:
         folder = path.resolve().parent
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "back to the next when no face is found")
     s.add_argument("--crop-out", type=Path, help="write the aligned crop given to the generator (PNG)")
     s.add_argument("--repaired", type=Path, help="write the photo repaired at its own size (PNG)")
+    s.add_argument("--spread", type=Path, help="also solve from 4 random starts as one batch and write the "
+                                               "per-pixel spread of their results as a heat map (PNG): where it "
+                                               "is guessing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("convert", help="any StyleGAN-2 checkpoint -> one .safetensors that loads faster")
     c.add_argument("source", type=Path, help="rosinality .pt, NVlabs .pkl or a converted .safetensors")
@@ -232,10 +236,20 @@ def run_solve(args: argparse.Namespace) -> dict:
         region = painted if args.task == "inpaint" else None
         save_image_atomic(Image.fromarray(paste_back(photo_array, tensor_to_uint8(best.image), alignment, region)),
                           args.repaired)
+    guessing = {}
+    if args.spread is not None:
+        _, spread = restart_spread(generator, problem, config)
+        save_image_atomic(Image.fromarray(spread_heatmap(spread)), args.spread)
+        guessing["spread_mean"] = float(spread.mean())
+        keep = getattr(problem.operator, "keep", None)
+        if keep is not None:
+            hole = ~keep[0, 0].cpu()
+            guessing["spread_in_hole"] = float(spread.cpu()[hole].mean())
+            guessing["spread_outside"] = float(spread.cpu()[~hole].mean())
     report = {"task": args.task, "method": args.method, "steps": config.total_steps, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
               "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
-              **evaluate(result, problem)}
+              **evaluate(result, problem), **guessing}
     if args.report is not None:
         write_json(report, args.report)
     return report

@@ -95,3 +95,16 @@ def test_repaired_needs_the_photo(tmp_path):
     out = run_cli("--observation", str(FACES / "grace_hopper_face.png"), "--task", "denoise",
                   "--repaired", str(tmp_path / "r.png"), "--out", str(tmp_path / "o.png"), "--quiet")
     assert out.returncode == 2 and "need --image" in out.stderr
+
+
+def test_cli_writes_where_it_is_guessing(tmp_path):
+    mask = np.zeros((256, 256), dtype=np.uint8)
+    mask[140:200, 60:200] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = run_cli("--image", str(FACES / "astronaut_face.png"), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
+                  "--steps", "5,5,5,5", "--out", str(tmp_path / "o.png"), "--spread", str(tmp_path / "spread.png"),
+                  "--report", str(tmp_path / "r.json"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["spread_in_hole"] > report["spread_outside"]
+    assert Image.open(tmp_path / "spread.png").size == (256, 256)

@@ -134,7 +134,7 @@ def test_an_input_error_keeps_the_earlier_results_on_screen(page, tmp_path):
     assert good[4] is not None and "PSNR" in good[1]
     bad = client.predict(**run_args(editor(painted=False, tmp_path=tmp_path)), api_name="/run")
     assert "mask is empty" in bad[1]
-    assert [o for i, o in enumerate(bad) if i != 1] == [UPDATE] * 9  # nothing else was touched
+    assert [o for i, o in enumerate(bad) if i != 1] == [UPDATE] * 10  # nothing else was touched
 
 
 def test_a_new_run_clears_the_previous_images_first(page, tmp_path):
@@ -354,3 +354,8 @@ def test_re_tuning_without_a_finished_run_says_to_press_run(page, tmp_path):
     fresh = Client(page[1], verbose=False)
     out = fresh.predict(**run_args(editor(tmp_path=tmp_path), steps=5), api_name="/retune")
     assert "press **Run**" in out[1]
+
+
+def test_the_page_shows_where_it_is_guessing(page, tmp_path):
+    out = client_of(page).predict(**run_args(editor(tmp_path=tmp_path), steps=10, show_spread=True), api_name="/run")
+    assert "inside the hole" in out[1] and out[10] is not None
