@@ -324,14 +324,15 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 if retune:
                     with last_lock:
                         last = last_runs.get(session)
+                    # a slider released before a finished run of these settings (or in compare mode) re-runs
+                    # nothing and leaves the page as it is: the person is still setting up the next Run
                     if last is None or last["key"] != key or m == "compare":
-                        yield {status: "Moving a layer's slider re-runs from that layer once a run has finished "
-                                       "with the same photo and settings (one method at a time): press **Run**."}
+                        yield {status: gr.update()}
                         return
                     label = next(iter(configs))
                     first_round = first_changed_round(last["solvers"][label].config, configs[label])
-                    if first_round is None:
-                        yield {status: "Nothing changed: the result on screen is for these settings."}
+                    if first_round is None:  # nothing changed: the result on screen is for these settings
+                        yield {status: gr.update()}
                         return
                     if first_round >= 0:
                         problem = last["problem"]
