@@ -104,6 +104,7 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
             try:
                 page.wait_for_function("window.sawRetune", timeout=15_000)
             except PlaywrightTimeout:  # the page was still settling: give the value once more
+                started = time.monotonic()
                 radius.fill("400")
                 radius.press("Enter")
                 radius.blur()
