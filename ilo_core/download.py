@@ -66,12 +66,13 @@ def cached_path(name: str, folder: Path | None = None, known: dict[str, Checkpoi
     return (folder or cache_dir()) / known[name].filename
 
 
-def _sha256_of(path: Path) -> "hashlib._Hash":
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
-    return digest
+    return digest.hexdigest()
 
 
 def download(name: str, folder: Path | None = None, known: dict[str, Checkpoint] = KNOWN,
@@ -134,7 +135,7 @@ def _finish(partial: Path, target: Path, spec: Checkpoint, done: int, total: int
         partial.unlink(missing_ok=True)
         raise DownloadError(f"{spec.name}: got {done} bytes, expected {expected_size}; the partial file was deleted")
     if spec.sha256 is not None:
-        digest = _sha256_of(partial).hexdigest()
+        digest = sha256_of(partial)
         if digest != spec.sha256:
             partial.unlink(missing_ok=True)
             raise DownloadError(f"{spec.name}: sha256 {digest[:16]}… is not the published {spec.sha256[:16]}…; "

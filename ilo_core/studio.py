@@ -24,8 +24,7 @@ from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.images import (ImageError, image_size, open_image, pil_to_tensor, read_mask, save_image_atomic,
-                             tensor_to_uint8)
+from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, save_image_atomic, tensor_to_uint8
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
 
@@ -100,8 +99,7 @@ def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file
         painted |= a > 0
     if mask_file:
         try:
-            image_size(mask_file)
-            painted |= read_mask(mask_file, photo.size)
+            painted |= read_mask(mask_file, photo.size)  # its header is checked before it is decoded
         except ImageError as err:
             raise InputError(f"The mask file: {err}.") from None
     original = np.asarray(photo)

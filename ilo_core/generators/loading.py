@@ -15,7 +15,6 @@ line that names it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 import re
 import struct
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ilo_core.download import KNOWN, cached_path
+from ilo_core.download import KNOWN, cached_path, sha256_of
 from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.generators.dcgan import DCGANGenerator
@@ -143,11 +142,7 @@ def convert_checkpoint(source: str | Path, target: str | Path) -> dict[str, str]
     if not source.is_file():
         raise ValueError(f"checkpoint not found: {source}")
     generator, fmt = _load_with_source(source)
-    digest = hashlib.sha256()
-    with open(source, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    converted.save_converted(generator, target, {"format": fmt, "name": source.name, "sha256": digest.hexdigest()})
+    converted.save_converted(generator, target, {"format": fmt, "name": source.name, "sha256": sha256_of(source)})
     return converted.metadata(target)
 
 

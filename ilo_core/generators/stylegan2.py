@@ -332,23 +332,12 @@ class StyleGAN2Generator(SplitGenerator):
         return gen
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: object, **kwargs) -> "StyleGAN2Generator":
-        """From a loaded rosinality checkpoint: `{"g_ema": ..., "latent_avg": ...}` (what `train.py`
-        saves, with "g", "d", optimizer states and "args" beside it, which are ignored) or a
-        bare `g_ema` state dict."""
-        if not isinstance(checkpoint, dict):
-            raise ValueError(f"not a checkpoint dict but a {type(checkpoint).__name__}")
-        state = checkpoint.get("g_ema", checkpoint)
-        if not isinstance(state, dict):
-            raise ValueError("its 'g_ema' is not a state dict")
-        return cls.from_state_dict(state, checkpoint.get("latent_avg"), **kwargs)
-
-    @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> "StyleGAN2Generator":
-        """Load a rosinality checkpoint file (see `from_checkpoint`), read without running any code."""
-        from ilo_core.generators.loading import read_torch_checkpoint
+        """Load any supported checkpoint file (rosinality .pt, NVlabs .pkl, converted .safetensors;
+        see `ilo_core.generators.loading`), read without running any code."""
+        from ilo_core.generators.loading import load_stylegan2
 
-        return cls.from_checkpoint(read_torch_checkpoint(path), **kwargs).to(device)
+        return load_stylegan2(path, **kwargs).to(device)
 
     def fit_gaussianization(self, samples: int = 10_000, cache_dir: str | Path | None = None) -> None:
         """Fit mean/std of leaky_relu(mapping(z), 5) per dimension (seeded, cached by weight hash)."""
