@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGNMENT_METHODS
 from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight
 from ilo_core.generators import SplitGenerator, load_generator
@@ -447,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="'default', a downloaded name (python -m ilo_core download --list) or a StyleGAN-2 "
                              "checkpoint: rosinality .pt, NVlabs .pkl or a converted .safetensors")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     parser.add_argument("--solve-slots", type=int, default=1,
                         help="solves at once (default 1: on a CPU more add no throughput)")
     parser.add_argument("--server-name", default="127.0.0.1")
@@ -454,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    use_reference(args.reference)
+    set_up_process()  # before the server's threads start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.solve_slots < 1:
         raise SystemExit("error: --solve-slots must be at least 1")

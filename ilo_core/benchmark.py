@@ -8,9 +8,11 @@ pass / FLOP-limit (FLOPs / the float32 throughput of a 2048^2 matmul, timed just
 and just after the row), and the peak memory of the pass (process RSS high-water mark on
 CPU, allocator peak on CUDA).
 
-The same table is measured for the in-repo straightforward implementation of the same
-weights ("reference": the tutorial's nn.Sequential DCGAN with BatchNorm, or StyleGAN-2
-with per-sample modulated weights and grouped convolutions), in the same run.
+The same table is measured for the plain models with the same weights, without
+`ilo_core.accelerate` ("reference": the tutorial's nn.Sequential DCGAN with BatchNorm, or
+rosinality's StyleGAN-2 with per-sample modulated weights and grouped convolutions; the
+plain bicubic resizes of the super-resolution target), in the same run. docs/benchmark.md
+keeps the figures measured with it.
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ilo_core.accelerate import accelerate, set_up_process, use_reference
+from ilo_core.accelerate.packed_conv import flop_formulas
 from ilo_core.config import SolverConfig
-from ilo_core.generators import DCGANGenerator, SplitGenerator, StyleGAN2Generator, load_generator, resolve_device
-from ilo_core.generators.dcgan import ASSET, TutorialDCGAN
-from ilo_core.memory import keep_freed_memory
+from ilo_core.generators import SplitGenerator, StyleGAN2Generator, load_generator, resolve_device
 from ilo_core.operators import SuperResolution
-from ilo_core.packed_conv import flop_formulas
 from ilo_core.solver import ILOSolver
 
 
@@ -82,7 +83,7 @@ def _status_kb(field: str) -> int:
 def peak_memory_mb(fn, device: torch.device) -> float | None:
     """Peak memory in MB while fn() runs: the CUDA allocator's peak, or on Linux the
     process's resident high-water mark (reset through /proc/self/clear_refs). With malloc
-    keeping freed memory (`ilo_core.memory`) the resident size never shrinks, so on CPU this
+    keeping freed memory (`ilo_core.accelerate.memory`) the resident size never shrinks, so on CPU this
     is the whole process's peak, an upper bound for the pass."""
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -98,30 +99,22 @@ def peak_memory_mb(fn, device: torch.device) -> float | None:
         return None
 
 
-def reference_of(gen: SplitGenerator) -> SplitGenerator | None:
-    """The straightforward implementation with the same weights (None if there is none)."""
-    if isinstance(gen, DCGANGenerator) and not isinstance(gen, TutorialDCGAN):
-        return TutorialDCGAN.load(ASSET, gen.device)
-    if isinstance(gen, StyleGAN2Generator) and not gen.reference_ops:
-        ref = StyleGAN2Generator(**gen.config, reference_ops=True)
-        ref.load_state_dict(gen.state_dict())
-        for name in ("gauss_mean", "gauss_std", "latent_avg"):
-            getattr(ref, name).copy_(getattr(gen, name))
-        return ref.freeze().to(gen.device)
-    return None
-
-
-def random_stylegan(size: int, channel_multiplier: int, device: torch.device) -> StyleGAN2Generator:
-    """A StyleGAN-2 of any config with random weights (timing only)."""
-    gen = StyleGAN2Generator(size, channel_multiplier=channel_multiplier)
+def build_generator(spec: str, device: torch.device, reference: bool) -> SplitGenerator:
+    """`load_generator(spec)`, or for 'stylegan2-SIZE-CM' a StyleGAN-2 with seeded random
+    weights (timing only); accelerated unless `reference`."""
+    if not spec.startswith("stylegan2-"):
+        return load_generator(spec, device, reference=reference)
+    _, size, cm = spec.split("-")
+    gen = StyleGAN2Generator(int(size), channel_multiplier=int(cm))
+    rng = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in gen.parameters():
-            p.normal_(0, 0.5 if p.ndim else 0.1)
-    return gen.freeze().to(device)
+            p.normal_(0, 0.5 if p.ndim else 0.1, generator=rng)
+    return accelerate(gen.freeze(), reference=reference).to(device)
 
 
 def bench_generator(gen: SplitGenerator, name: str, repeats: int, lpips: bool = True,
-                    splits: list[int] | None = None) -> list[dict]:
+                    splits: list[int] | None = None, reference: bool = False) -> list[dict]:
     """One row per split. The matmul that sets the FLOP limit is timed just before and just
     after each row (the mean of the two medians): measured once per run, the ratio to it
     moved by 10 % between runs here as this machine's speed drifted. It is not timed in
@@ -131,7 +124,7 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, lpips: bool = 
     device = gen.device
     after_previous = matmul_ms(device)
     v = gen.sample_variables(1, torch.Generator(device=device).manual_seed(0))
-    target = SuperResolution(4, gen.resolution)
+    target = accelerate(SuperResolution(4, gen.resolution), reference=reference).to(device)
     with torch.no_grad():
         y = target.A(gen.render(v))
     for split in (splits if splits is not None else range(min(4, gen.num_layers))):
@@ -191,27 +184,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--splits", default=None, help="comma-separated split points (default: the first four)")
-    parser.add_argument("--no-reference", action="store_true", help="skip the straightforward implementation")
+    parser.add_argument("--no-reference", action="store_true", help="skip the plain models' table")
+    parser.add_argument("--reference", action="store_true",
+                        help="the plain models only, also for the first table (ILO_REFERENCE=1)")
     parser.add_argument("--json", help="write the rows as JSON")
     args = parser.parse_args(argv)
-    malloc_tuned = keep_freed_memory()
+    use_reference(args.reference)
+    malloc_tuned = set_up_process()
     device = resolve_device(args.device)
-    if args.generator.startswith("stylegan2-"):
-        _, size, cm = args.generator.split("-")
-        gen = random_stylegan(int(size), int(cm), device)
-    else:
-        gen = load_generator(args.generator, device)
+    gen = build_generator(args.generator, device, reference=args.reference)
     splits = [int(s) for s in args.splits.split(",")] if args.splits else None
     print(f"device {device}, {torch.get_num_threads()} threads, malloc keeps freed memory: {malloc_tuned}; "
           f"FLOP limit: a {MATMUL_N}^2 float32 matmul, timed before and after each row")
     rows = bench_generator(gen, args.generator, args.repeats, splits=splits)
     print_table(f"{args.generator}: this engine", rows)
-    ref = None if args.no_reference else reference_of(gen)
     ref_rows = []
-    if ref is not None:
+    if not (args.no_reference or args.reference):
         del gen  # one generator in memory at a time (1024 px config-f)
-        ref_rows = bench_generator(ref, args.generator + " (reference)", args.repeats, lpips=False, splits=splits)
-        print_table(f"{args.generator}: straightforward reference implementation", ref_rows)
+        ref = build_generator(args.generator, device, reference=True)
+        ref_rows = bench_generator(ref, args.generator + " (reference)", args.repeats, lpips=False, splits=splits,
+                                   reference=True)
+        print_table(f"{args.generator}: the plain models (reference)", ref_rows)
         print("\nspeed-up of the generator pass over the reference: " + ", ".join(
             f"split {a['split']} {b['pass_ms'] / a['pass_ms']:.2f}x" for a, b in zip(rows, ref_rows)))
     if args.json:

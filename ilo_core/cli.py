@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGN_METHODS
 from ilo_core.alignment import align, aligned_crop, aligned_mask, paste_back
 from ilo_core.atomic import write_json
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_steps, help="steps per round, e.g. 50,50,50,50")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     s.add_argument("--out", type=Path, required=True, help="result PNG")
     s.add_argument("--gif", type=Path, help="GIF of the progression")
     s.add_argument("--report", type=Path, help="JSON report")
@@ -257,6 +259,8 @@ def run_solve(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_reference(getattr(args, "reference", False))
+    set_up_process()
     try:
         if args.command == "convert":
             return run_convert(args)

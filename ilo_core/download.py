@@ -58,8 +58,14 @@ class DownloadError(RuntimeError):
     """A download failed; the message says why in one line. The cache holds no broken file."""
 
 
+def cache_root() -> Path:
+    """The engine's cache folder: $ILO_CACHE, else ~/.cache/ilo_studio."""
+    return Path(os.environ.get("ILO_CACHE", Path.home() / ".cache" / "ilo_studio"))
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("ILO_CACHE", Path.home() / ".cache" / "ilo_studio")) / "checkpoints"
+    """Where downloaded checkpoints go: <cache_root>/checkpoints."""
+    return cache_root() / "checkpoints"
 
 
 def cached_path(name: str, folder: Path | None = None, known: dict[str, Checkpoint] = KNOWN) -> Path:

@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.atomic import write_json
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ilo_core.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", default="default", help="'default' (DigiFace DCGAN) or a StyleGAN-2 .pt")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     parser.add_argument("--images", default=None, help="a folder of your own clean images (default: assets/faces)")
     parser.add_argument("--samples", type=int, default=None, help="held-out generator samples (default 6; quick 1)")
     parser.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
@@ -285,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
     parser.add_argument("--out", required=True, help="output folder for results.json, report.md and figures")
     args = parser.parse_args(argv)
+    use_reference(args.reference)
+    set_up_process()
     from ilo_core.report import write_report
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -1,18 +1,21 @@
 """Forward operators: images x [B, 3, H, W] in [-1, 1] -> measurements y.
 
-Shaped like deepinv's physics: `A(x)` (differentiable), `A_adjoint(y)` for the linear
-ones, a noise model `noise(y, generator)`, and `forward(x, generator) = noise(A(x))`.
-All randomness comes from an explicit seed; parameters are buffers and move with `.to()`.
-`observation_image(y)` renders what an observation looks like ([B, 3, H, W] in [-1, 1]),
-and `perceptual_view(y, current)` gives the image that LPIPS compares (None when an
-operator has no meaningful image view, e.g. compressed sensing).
-
-Any object with an `.A` method works with the solver as a general differentiable operator.
+Shaped like deepinv's physics. Every operator is an `Operator`, which declares what it can do:
+- `A(x)`, differentiable; `linear` and, for the linear ones, `A_adjoint(y)`;
+- `noise_model`: the measurement noise (a `GaussianNoise`, or None for noiseless), used
+  both to make observations (`forward(x, generator) = noise(A(x))`) and for the solver's
+  stochastic noise addition, every draw from an explicit `torch.Generator`;
+- `has_image_view`: `perceptual_view(y, current)` gives the image LPIPS compares
+  ([B, 3, H, W] in [-1, 1]); `perceptual_view_is_fixed` when it does not depend on `current`;
+- `observation_image(y)` renders what an observation looks like.
+Parameters are buffers and move with `.to()`. `as_operator` wraps any object with an `.A`
+method (a user's differentiable map) as an Operator that declares nothing else.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -54,10 +57,14 @@ class GaussianNoise:
 
 
 class Operator(nn.Module):
-    """Base class. Subclasses implement `A`; linear ones also `A_adjoint`."""
+    """Base class. Subclasses implement `A`; linear ones also `A_adjoint`; the class
+    attributes below declare the rest (see the module notes)."""
 
     linear: bool = True
     task: str = "custom"
+    noise_model: GaussianNoise | None = None   # None: noiseless measurements
+    has_image_view: bool = False               # perceptual_view gives an image
+    perceptual_view_is_fixed: bool = False     # ... that does not depend on `current`
 
     def A(self, x: Tensor) -> Tensor:  # noqa: N802 (the field's notation)
         raise NotImplementedError
@@ -66,8 +73,8 @@ class Operator(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no adjoint")
 
     def noise(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The measurement noise model (noiseless by default)."""
-        return y
+        """y with the measurement noise (`noise_model`) drawn from `generator`; y itself when noiseless."""
+        return y if self.noise_model is None else self.noise_model(y, generator)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.noise(self.A(x), generator)
@@ -76,13 +83,32 @@ class Operator(nn.Module):
         """What the observation looks like, [B, 3, H, W] in [-1, 1]."""
         raise NotImplementedError
 
-    def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor | None:
-        """The image LPIPS compares for measurements y, given the current generation."""
-        return None
+    def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
+        """The image LPIPS compares for measurements y, given the current generation
+        (operators with `has_image_view` only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no image view")
 
-    # True when perceptual_view(y, current) does not depend on `current`: the solver then
-    # computes the LPIPS features of the observation's view once per solve.
-    perceptual_view_is_fixed: bool = False
+
+class FunctionOperator(Operator):
+    """A user's differentiable measurement map (any object with `.A`), declaring nothing else."""
+
+    linear = False
+
+    def __init__(self, source: object) -> None:
+        super().__init__()
+        self.source = source
+
+    def A(self, x: Tensor) -> Tensor:  # noqa: N802
+        return self.source.A(x)
+
+
+def as_operator(operator: object) -> Operator:
+    """An Operator as it is; any other object with a callable `.A` wrapped as a FunctionOperator."""
+    if isinstance(operator, Operator):
+        return operator
+    if not callable(getattr(operator, "A", None)):
+        raise TypeError(f"{type(operator).__name__} is not an operator: it has no callable .A")
+    return FunctionOperator(operator)
 
 
 class Inpainting(Operator):
@@ -129,6 +155,8 @@ class Inpainting(Operator):
         hole = torch.tensor([0.2, -0.6, 0.6], device=y.device).view(1, 3, 1, 1)  # a muted violet
         return torch.where(self.keep, y, hole.expand_as(y))
 
+    has_image_view = True
+
     def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
         """The paper's "filled" target: observed pixels, holes from the current generation."""
         return torch.where(self.keep, y, current.detach())
@@ -155,31 +183,8 @@ def bicubic_downsample(x: Tensor, factor: int) -> Tensor:
     return F.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True, align_corners=False)
 
 
-MATRIX_MAX_LOW_RES = 256  # super-resolution resizes run as matrix products up to this low-res side
-
-
-def resize_matrix(n_in: int, n_out: int, antialias: bool) -> Tensor:
-    """[n_out, n_in] matrix R with R @ column = F.interpolate's bicubic resize of that column
-    (align_corners=False): the resize of an image is then R @ X @ R^T (it is separable)."""
-    basis = torch.eye(n_in, dtype=torch.float64)[None, None]  # column j is the j-th unit vector
-    return F.interpolate(basis, size=(n_out, n_in), mode="bicubic", antialias=antialias,
-                         align_corners=False)[0, 0].float()
-
-
-def separable_resize(x: Tensor, rows: Tensor) -> Tensor:
-    """x [B, C, H, H] -> rows @ x @ rows^T [B, C, M, M], for rows [M, H] (see `resize_matrix`)."""
-    return torch.matmul(torch.matmul(rows, x), rows.t())
-
-
 class SuperResolution(Operator):
-    """A(x) = antialiased bicubic downsampling by `factor` (which must divide the size).
-
-    When the low-resolution side is at most MATRIX_MAX_LOW_RES pixels, both bicubic resizes
-    (down for A, up for the perceptual view) run as two matrix products with precomputed
-    matrices: the same maps as F.interpolate up to float rounding, forward + backward
-    1.4-2.5x faster on CPU at 64-256 px and at 1024 px x4 / x8 (measured); at 1024 px x2
-    the dense matrices are slower than F.interpolate's banded kernels.
-    """
+    """A(x) = antialiased bicubic downsampling by `factor` (which must divide the size)."""
 
     task = "super-resolution"
 
@@ -190,15 +195,9 @@ class SuperResolution(Operator):
         if size % factor or size // factor < 1:
             raise ValueError(f"factor {factor} does not divide the image size {size}")
         self.factor, self.size = int(factor), int(size)
-        low = self.size // self.factor
-        small = low <= MATRIX_MAX_LOW_RES
-        self.register_buffer("down", resize_matrix(self.size, low, antialias=True) if small else None)
-        self.register_buffer("up", resize_matrix(low, self.size, antialias=False) if small else None)
 
     def A(self, x: Tensor) -> Tensor:  # noqa: N802
-        if self.down is None:
-            return bicubic_downsample(x, self.factor)
-        return separable_resize(x, self.down)
+        return bicubic_downsample(x, self.factor)
 
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
         return linear_adjoint(self.A, y, (y.shape[0], y.shape[1], self.size, self.size))
@@ -206,13 +205,11 @@ class SuperResolution(Operator):
     def observation_image(self, y: Tensor) -> Tensor:
         return F.interpolate(y, scale_factor=self.factor, mode="nearest")
 
-    perceptual_view_is_fixed = True
+    has_image_view = perceptual_view_is_fixed = True
 
     def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
         """The bicubic upsampling of y, clamped to [-1, 1]."""
-        if self.up is None:
-            return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
-        return separable_resize(y, self.up).clamp(-1, 1)
+        return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
 class Denoising(Operator):
@@ -225,6 +222,7 @@ class Denoising(Operator):
         if not 0 <= sigma <= 255:
             raise ValueError(f"noise sigma must be in [0, 255], got {sigma}")
         self.sigma = float(sigma)
+        self.noise_model = GaussianNoise(self.std)  # the known measurement noise (and SNA's draws)
 
     @property
     def std(self) -> float:
@@ -237,18 +235,10 @@ class Denoising(Operator):
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
         return y
 
-    @property
-    def noise_model(self) -> GaussianNoise:
-        """The known measurement noise (also what stochastic noise addition draws)."""
-        return GaussianNoise(self.std)
-
-    def noise(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.noise_model(y, generator)
-
     def observation_image(self, y: Tensor) -> Tensor:
         return y
 
-    perceptual_view_is_fixed = True
+    has_image_view = perceptual_view_is_fixed = True
 
     def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
         return y
@@ -304,20 +294,12 @@ class CompressedSensing(Operator):
         return back / scale
 
 
-def linear_adjoint(a: callable, y: Tensor, x_shape: tuple[int, ...]) -> Tensor:
+def linear_adjoint(a: Callable[[Tensor], Tensor], y: Tensor, x_shape: tuple[int, ...]) -> Tensor:
     """A^T y for a linear map `a`, through autograd."""
     with torch.enable_grad():
         x = torch.zeros(x_shape, device=y.device, dtype=y.dtype, requires_grad=True)
         (grad,) = torch.autograd.grad(a(x), x, grad_outputs=y)
     return grad
-
-
-def forward_fn(operator: object) -> callable:
-    """The differentiable measurement map of any operator-like object (anything with `.A`)."""
-    a = getattr(operator, "A", None)
-    if not callable(a):
-        raise TypeError(f"{type(operator).__name__} is not an operator: it has no callable .A")
-    return a
 
 
 def build_operator(task: str, size: int, *, mask: Tensor | None = None, observed: float = 0.1,
@@ -337,7 +319,8 @@ def build_operator(task: str, size: int, *, mask: Tensor | None = None, observed
     if task == "random-inpaint":
         return RandomInpainting(size, observed, seed)
     if task == "super-resolution":
-        return SuperResolution(factor, size)
+        from ilo_core.accelerate import accelerate  # the matrix form where it is faster
+        return accelerate(SuperResolution(factor, size))
     if task == "denoise":
         return Denoising(sigma)
     if task == "compressed-sensing":

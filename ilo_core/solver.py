@@ -27,7 +27,7 @@ from ilo_core.adam import Adam
 from ilo_core.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator, State, Variables
 from ilo_core.losses import geodesic_loss, measurement_mse
-from ilo_core.operators import forward_fn
+from ilo_core.operators import Operator, as_operator
 from ilo_core.perceptual import PerceptualDistance
 from ilo_core.projections import project_l1_ball, project_sphere
 from ilo_core.reconstruction import Reconstruction
@@ -66,6 +66,22 @@ def _item(tensors: dict[str, Tensor], b: int) -> dict[str, Tensor]:
     return {k: v[b:b + 1].detach().cpu().clone() for k, v in tensors.items()}
 
 
+@dataclass
+class RoundTensors:
+    """The leaf tensors one round optimizes, the two kinds apart: `state`, the intermediate
+    state at the split (by state name, e.g. "features"), and `variables`, the latents and
+    noise maps that the later stages read (by variable name)."""
+
+    state: dict[str, Tensor]
+    variables: dict[str, Tensor]
+
+    def leaves(self) -> list[Tensor]:
+        return [*self.state.values(), *self.variables.values()]
+
+    def detached(self) -> "RoundTensors":
+        return RoundTensors(_clone(self.state), _clone(self.variables))
+
+
 def _norm_dims(t: Tensor) -> tuple[int, ...]:
     """Dimensions of one 'row' for the spherical projection: the last dim of latents
     [B, n, d] / [B, d]; the whole map of noises [B, 1, r, r]."""
@@ -75,11 +91,12 @@ def _norm_dims(t: Tensor) -> tuple[int, ...]:
 class ILOSolver:
     """Solve min ||A(G(z)) - y|| over the extended range of a frozen split generator."""
 
-    def __init__(self, generator: SplitGenerator, operator: object, observation: Tensor,
+    def __init__(self, generator: SplitGenerator, operator: Operator | object, observation: Tensor,
                  config: SolverConfig | None = None) -> None:
+        """operator: an `Operator`, or any object with a differentiable `.A` (see `as_operator`)."""
         self.generator = generator
-        self.operator = operator
-        self.A = forward_fn(operator)
+        self.operator = operator = as_operator(operator)
+        self.A = operator.A
         self.config = (config or SolverConfig()).validate(generator.num_layers)
         self.y = observation.to(generator.device)
         self.batch = self.y.shape[0]
@@ -87,24 +104,28 @@ class ILOSolver:
         self.lpips: PerceptualDistance | None = None
         self._lpips_target: list[Tensor] | None = None
         if cfg.lpips_weight > 0:
-            view = getattr(operator, "perceptual_view", None)
-            probe = torch.zeros(1, 3, generator.resolution, generator.resolution, device=generator.device)
-            if view is None or view(self.A(probe), probe) is None:
+            if not operator.has_image_view:
                 raise ValueError(f"LPIPS needs an image view of the measurements, which "
                                  f"{type(operator).__name__} does not have: set lpips_weight to 0")
             size = None if cfg.lpips_size is None else min(cfg.lpips_size, max(generator.resolution, 64))
             self.lpips = PerceptualDistance(cfg.lpips_net, size, generator.device)
-            if getattr(operator, "perceptual_view_is_fixed", False):  # the target's features, once
+            if operator.perceptual_view_is_fixed:  # the target's features, once
+                probe = torch.zeros(self.batch, 3, generator.resolution, generator.resolution, device=generator.device)
                 with torch.no_grad():
-                    self._lpips_target = self.lpips.features(view(self.y, probe.expand(self.batch, -1, -1, -1)))
-        self.sna = getattr(operator, "noise_model", None) if cfg.sna else None
+                    self._lpips_target = self.lpips.features(operator.perceptual_view(self.y, probe))
+        self.sna = operator.noise_model if cfg.sna else None
         if cfg.sna and self.sna is None:
-            raise ValueError("stochastic noise addition needs a denoising operator with a known sigma")
+            raise ValueError("stochastic noise addition needs an operator with a known noise model (denoising)")
         # SNA's draws: seeded per solve, never the global generator
         self._noise_rng = torch.Generator(device=generator.device).manual_seed(self.config.seed + 77_777)
         self.best: list[Reconstruction | None] = [None] * self.batch
-        self.nan_detected = False
-        self.stopped_early = True  # until run() finishes
+        self.nan_detected = False  # a non-finite loss stopped the last run
+        self.finished = False      # the last run went through all its steps
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the last run was closed (stopped) before its end, not by a NaN."""
+        return not self.finished and not self.nan_detected
 
     # --- the objective -------------------------------------------------------------
     def objective(self, split: int, state: State, variables: Variables) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -134,18 +155,23 @@ class ILOSolver:
         return total, terms, x
 
     # --- projections ---------------------------------------------------------------
-    def project(self, round_index: int, params: dict[str, Tensor], start: dict[str, Tensor],
+    def project(self, round_index: int, params: RoundTensors, start: RoundTensors,
                 norms: dict[str, Tensor]) -> None:
-        """In place: spherical projection of latents/noises, then the l1 balls (line 4's PGD)."""
+        """In place: spherical projection of latents/noises (to their starting norms `norms`),
+        then the l1 balls around their values at the start of the round (line 4's PGD)."""
         cfg = self.config
         with torch.no_grad():
-            for name, p in params.items():
-                group = "state" if name.startswith("state.") else self.generator.variable_group(name)
-                if cfg.spherical_projection and group != "state":
+            for name, p in params.variables.items():
+                if cfg.spherical_projection:
                     p.copy_(project_sphere(p, norms[name], _norm_dims(p)))
-                radius = cfg.radius(group, round_index)
-                if math.isfinite(radius):
-                    p.copy_(start[name] + project_l1_ball(p - start[name], radius))
+                self._project_l1(p, start.variables[name], cfg.radius(self.generator.variable_group(name), round_index))
+            for name, p in params.state.items():
+                self._project_l1(p, start.state[name], cfg.radius("state", round_index))
+
+    @staticmethod
+    def _project_l1(p: Tensor, start: Tensor, radius: float) -> None:
+        if math.isfinite(radius):
+            p.copy_(start + project_l1_ball(p - start, radius))
 
     # --- Algorithm 1 ---------------------------------------------------------------
     def run(self) -> Iterator[Progress]:
@@ -155,6 +181,7 @@ class ILOSolver:
         """
         cfg, gen = self.config, self.generator
         self._done, self._t0 = 0, time.perf_counter()
+        self.nan_detected, self.finished = False, False
         self._round_starts: dict[int, dict] = {}
         for restart in range(cfg.restarts):
             rng = torch.Generator(device=gen.device).manual_seed(cfg.seed + 1_000_003 * restart)
@@ -163,7 +190,7 @@ class ILOSolver:
             yield from self._rounds(restart, 0, state, variables)
             if self.nan_detected:
                 return
-        self.stopped_early = False
+        self.finished = True
 
     def rerun_from(self, round_index: int, config: SolverConfig) -> Iterator[Progress]:
         """Re-run rounds `round_index`... with `config` from the kept start of that round.
@@ -184,12 +211,11 @@ class ILOSolver:
         self._round_starts = {r: v for r, v in kept.items() if r <= round_index}
         self.config = config
         self.best = list(snapshot["best"])
-        self.nan_detected, self.stopped_early = False, True
+        self.nan_detected, self.finished = False, False
         self._noise_rng.set_state(snapshot["noise_rng"])
         self._done, self._t0 = snapshot["done"], time.perf_counter()
         yield from self._rounds(0, round_index, _clone(snapshot["state"]), _clone(snapshot["variables"]))
-        if not self.nan_detected:
-            self.stopped_early = False
+        self.finished = not self.nan_detected
 
     def _rounds(self, restart: int, first: int, state: State, variables: Variables) -> Iterator[Progress]:
         """Rounds `first`... of one restart, from the state and variables at the start of round `first`."""
@@ -206,12 +232,11 @@ class ILOSolver:
                 with torch.no_grad():
                     state = gen.advance(split - 1, state, variables)
             params = self._round_parameters(split, r, state, variables)
-            start = _clone(params)
-            norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.items()}
-            optimizer = Adam(list(params.values()))
+            start = params.detached()
+            norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.variables.items()}
+            optimizer = Adam(params.leaves())
             for step in range(steps):
-                cur_state = {**state, **{k[6:]: v for k, v in params.items() if k.startswith("state.")}}
-                cur_vars = {**variables, **{k: v for k, v in params.items() if not k.startswith("state.")}}
+                cur_state, cur_vars = {**state, **params.state}, {**variables, **params.variables}
                 loss, terms, x = self.objective(split, cur_state, cur_vars)
                 finite = torch.isfinite(loss)
                 self._keep_best(split, r, step, cur_state, cur_vars, x, terms["measurement_mse"], finite)
@@ -223,7 +248,6 @@ class ILOSolver:
                             else "no finite iterate was reached, so there is no result")
                     yield self._event(restart, r, split, step, steps, self._done, total, losses, x, self._t0,
                                       message=f"non-finite loss at round {r}, step {step}: stopped; {kept}")
-                    self.stopped_early = False
                     return
                 loss.sum().backward()
                 optimizer.step(lr_schedule(cfg.lr_at(r), step, steps))
@@ -232,21 +256,17 @@ class ILOSolver:
                 yield self._event(restart, r, split, step, steps, self._done, total, losses,
                                   x if preview else None, self._t0)
             # the round's variables carry on
-            for k, v in params.items():
-                if k.startswith("state."):
-                    state = {**state, k[6:]: v.detach()}
-                else:
-                    variables[k] = v.detach()
+            state = {**state, **{k: v.detach() for k, v in params.state.items()}}
+            variables.update({k: v.detach() for k, v in params.variables.items()})
             if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
                 variables, state = self._project_to_range(split, r, state, variables)
 
-    def _round_parameters(self, split: int, r: int, state: State, variables: Variables) -> dict[str, Tensor]:
+    def _round_parameters(self, split: int, r: int, state: State, variables: Variables) -> RoundTensors:
         """Leaf tensors optimized this round: the state at the split and the active variables."""
-        params = {f"state.{k}": state[k].detach().clone().requires_grad_(True)
-                  for k in self.generator.optimizable_state(split)}
-        for name in self.generator.active_variables(split, r):
-            params[name] = variables[name].detach().clone().requires_grad_(True)
-        return params
+        def leaf(t: Tensor) -> Tensor:
+            return t.detach().clone().requires_grad_(True)
+        return RoundTensors({k: leaf(state[k]) for k in self.generator.optimizable_state(split)},
+                            {k: leaf(variables[k]) for k in self.generator.active_variables(split, r)})
 
     def _project_to_range(self, split: int, r: int, state: State, variables: Variables) -> tuple[Variables, State]:
         """Algorithm 1 line 5: z <- argmin ||G_before(z) - h~|| from the current z; h <- G_before(z)."""

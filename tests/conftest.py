@@ -18,16 +18,43 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def dcgan():
+    """The embedded DCGAN as the engine uses it (accelerated)."""
+    from ilo_core.generators import load_generator
+
+    return load_generator("default", reference=False)
+
+
+@pytest.fixture(scope="session")
+def dcgan_plain():
+    """The plain DCGAN model (the tutorial's modules)."""
     from ilo_core.generators import DCGANGenerator
 
     return DCGANGenerator.load()
 
 
+def _needs_reference() -> None:
+    if not (REFERENCE / "rosinality_g64.pt").is_file():
+        pytest.skip(f"needs the shared reference data in {REFERENCE} (set ILO_SHARED)")
+
+
+@pytest.fixture(scope="session")
+def stylegan64_plain(tmp_path_factory):
+    """rosinality's 64 px StyleGAN-2 as the plain model (per-sample modulated weights)."""
+    from ilo_core.generators.loading import load_stylegan2
+
+    _needs_reference()
+    return load_stylegan2(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
+
+
 @pytest.fixture(scope="session")
 def stylegan64(tmp_path_factory):
-    from ilo_core.generators import StyleGAN2Generator
+    """The same weights as the engine uses them (accelerated)."""
+    from ilo_core.accelerate import accelerate
+    from ilo_core.generators.loading import load_stylegan2
 
-    return StyleGAN2Generator.load(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
+    _needs_reference()
+    gen = load_stylegan2(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
+    return accelerate(gen, reference=False)
 
 
 @pytest.fixture(scope="session")

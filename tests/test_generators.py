@@ -10,7 +10,12 @@ import torch
 
 from conftest import REFERENCE
 from ilo_core.generators import StyleGAN2Generator, load_generator
-from ilo_core.generators.stylegan2 import ModulatedConv2d
+
+
+@pytest.fixture(params=["plain", "accelerated"])
+def any_stylegan64(request):
+    """The plain model and the accelerated one: both must render the golden images."""
+    return request.getfixturevalue("stylegan64_plain" if request.param == "plain" else "stylegan64")
 
 
 @pytest.mark.parametrize("manifest", ["stylegan2_64_cm1_keys.json", "stylegan2_256_cm2_keys.json",
@@ -25,8 +30,8 @@ def test_stylegan_state_dict_keys_and_shapes_equal_the_rosinality_manifest(manif
     assert sum(p.numel() for p in gen.parameters()) == spec["num_params"]
 
 
-def test_reference_checkpoint_renders_img_z_img_w_img_trunc_within_1e4(stylegan64, reference_renders):
-    ref = reference_renders
+def test_reference_checkpoint_renders_img_z_img_w_img_trunc_within_1e4(any_stylegan64, reference_renders):
+    ref, stylegan64 = reference_renders, any_stylegan64
     with torch.no_grad():
         img_z = stylegan64.forward_z(ref["z"])
         noises = [ref[f"noise_w.{i}"] for i in range(stylegan64.num_noises)]
@@ -37,28 +42,13 @@ def test_reference_checkpoint_renders_img_z_img_w_img_trunc_within_1e4(stylegan6
     assert (img_trunc - ref["img_trunc"]).abs().max() < 1e-4
 
 
-def test_reference_intermediate_skip_images_match(stylegan64, reference_renders):
-    ref = reference_renders
+def test_reference_intermediate_skip_images_match(any_stylegan64, reference_renders):
+    ref, stylegan64 = reference_renders, any_stylegan64
     w = stylegan64.mapping(ref["z"])[:, None].expand(-1, stylegan64.n_latent, -1)
     v = {"wplus": w, **{f"noise_{i}": n for i, n in enumerate(stylegan64.stored_noises(2))}}
     with torch.no_grad():
         assert (stylegan64.state_at(1, v)["skip"] - ref["inter_z.to_rgb1"]).abs().max() < 1e-4
         assert (stylegan64.state_at(3, v)["skip"] - ref["inter_z.to_rgbs.1"]).abs().max() < 1e-4
-
-
-@pytest.mark.parametrize("demodulate", [True, False])
-def test_modulated_conv_gain_scales_the_output_on_both_paths(demodulate):
-    torch.manual_seed(0)
-    fast = ModulatedConv2d(4, 5, 3, 8, demodulate=demodulate)
-    for param in fast.parameters():  # the module starts at zero
-        torch.nn.init.normal_(param)
-    ref = ModulatedConv2d(4, 5, 3, 8, demodulate=demodulate, reference_ops=True)
-    ref.load_state_dict(fast.state_dict(), strict=False)
-    x, w = torch.randn(2, 4, 6, 6), torch.randn(2, 8)
-    assert fast(x, w).abs().max() > 0.1
-    for conv in (fast, ref):
-        assert torch.allclose(conv(x, w, gain=2.0), 2.0 * conv(x, w), atol=1e-5)
-    assert torch.allclose(fast(x, w, gain=2.0), ref(x, w, gain=2.0), atol=1e-5)
 
 
 def test_truncated_bad_checkpoint_is_a_clear_error(tmp_path):
@@ -94,8 +84,8 @@ def test_dcgan_renders_faces_in_the_unit_range(dcgan):
     assert img.min() >= -1 and img.max() <= 1 and img.std() > 0.2
 
 
-def test_generators_are_frozen(dcgan, stylegan64):
-    for gen in (dcgan, stylegan64):
+def test_generators_are_frozen(dcgan, dcgan_plain, stylegan64, stylegan64_plain):
+    for gen in (dcgan, dcgan_plain, stylegan64, stylegan64_plain):
         assert not any(p.requires_grad for p in gen.parameters())
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save
+from torch import Tensor
 
 from ilo_core.atomic import write_bytes
 from ilo_core.generators.stylegan2 import StyleGAN2Generator
@@ -37,8 +38,9 @@ def metadata(path: str | Path) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def load(path: str | Path, **kwargs) -> StyleGAN2Generator:
-    """A converted file -> a frozen StyleGAN2Generator on CPU. ValueError if it is not one."""
+def read_converted(path: str | Path) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor], dict]:
+    """(rosinality state dict, latent_avg, Gaussianization fit {"mean", "std"}, config) of a
+    converted file. ValueError if it is not one."""
     path = Path(path)
     try:
         meta = metadata(path)
@@ -48,7 +50,6 @@ def load(path: str | Path, **kwargs) -> StyleGAN2Generator:
         raise ValueError(f"{path.name} is a .safetensors file but not an ILO Studio generator "
                          f"(format {meta.get('format')!r}); convert a checkpoint with `python -m ilo_core convert`")
     tensors = load_file(str(path))
-    config = json.loads(meta["config"])
     fit = {"mean": tensors.pop("gaussian_fit.mean"), "std": tensors.pop("gaussian_fit.std")}
     latent_avg = tensors.pop("latent_avg")
-    return StyleGAN2Generator.from_state_dict(tensors, latent_avg, gaussian_fit=fit, **config, **kwargs)
+    return tensors, latent_avg, fit, json.loads(meta["config"])

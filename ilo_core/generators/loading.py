@@ -8,6 +8,10 @@ Formats, told apart by their first bytes, never by the file name:
   source is never run) and mapped by `nvlabs`;
 - the engine's own `.safetensors` made by `python -m ilo_core convert` (`converted`).
 
+Building a StyleGAN-2 also fits its Gaussianization (`gaussian_fit`, cached on disk by
+weight hash under `$ILO_CACHE`); `load_generator` then applies `ilo_core.accelerate`
+(unless the reference switch is set).
+
 Nothing in a checkpoint is ever executed; anything else a file asks for is refused with one
 line that names it.
 """
@@ -15,6 +19,7 @@ line that names it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pickle
 import re
 import struct
@@ -23,14 +28,18 @@ import zipfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save
+from torch import Tensor
 
-from ilo_core.download import KNOWN, cached_path, sha256_of
+from ilo_core.accelerate import accelerate
+from ilo_core.atomic import write_bytes
+from ilo_core.download import KNOWN, cache_root, cached_path, sha256_of
 from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.generators.dcgan import DCGANGenerator
 from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
-from ilo_core.generators.stylegan2 import StyleGAN2Generator
-from ilo_core.memory import keep_freed_memory
+from ilo_core.generators.stylegan2 import StyleGAN2Generator, infer_config
 
 SAFE_EXTRA_GLOBALS = (argparse.Namespace,)
 ZIP_MAGIC, SAFETENSORS_OPEN = b"PK\x03\x04", b"{"
@@ -117,20 +126,66 @@ def read_generator_file(path: Path) -> tuple[str, dict[str, torch.Tensor], torch
                           f"or a converted .safetensors)")
 
 
+def gaussian_fit(generator: StyleGAN2Generator, samples: int = 10_000,
+                 cache_dir: str | Path | None = None) -> dict[str, Tensor]:
+    """{"mean", "std"} [style_dim] of leaky_relu(mapping(z), 5) over `samples` seeded z, per
+    dimension; cached in `cache_dir` (default $ILO_CACHE) by the mapping network's weight hash."""
+    digest = hashlib.sha256()
+    for k, v in generator.style.state_dict().items():
+        digest.update(k.encode())
+        digest.update(v.detach().cpu().contiguous().numpy().tobytes())
+    cache_dir = Path(cache_dir) if cache_dir else cache_root()
+    cache = cache_dir / f"gaussian_fit_{digest.hexdigest()[:20]}_{samples}.safetensors"
+    if cache.exists():
+        return load_file(str(cache))
+    z = torch.randn(samples, generator.style_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        v = F.leaky_relu(generator.style(z.to(generator.device)), 5.0).cpu()
+    fit = {"mean": v.mean(0), "std": v.std(0)}
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        write_bytes(save(fit), cache)
+    except OSError:
+        pass  # a read-only home only costs the refit next time
+    return fit
+
+
+def build_stylegan2(state_dict: dict[str, Tensor], latent_avg: Tensor | None = None, *,
+                    fit: dict[str, Tensor] | None = None, fit_samples: int = 10_000,
+                    cache_dir: str | Path | None = None, **config) -> StyleGAN2Generator:
+    """A frozen plain StyleGAN2Generator on CPU from a rosinality `g_ema` state dict (strict):
+    size, channels and n_mlp are read from it, `config` adds what it cannot tell (e.g.
+    conv_clamp); `fit` ({"mean", "std"}) skips fitting the Gaussianization."""
+    gen = StyleGAN2Generator(**{**infer_config(state_dict), **config})
+    missing, unexpected = gen.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"not a rosinality StyleGAN-2 state dict: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    gen.freeze()
+    if latent_avg is not None:
+        gen.latent_avg.copy_(latent_avg.reshape(-1).float())
+    fit = fit if fit is not None else gaussian_fit(gen, fit_samples, cache_dir)
+    gen.gauss_mean.copy_(fit["mean"])
+    gen.gauss_std.copy_(fit["std"])
+    return gen
+
+
 def _load_with_source(path: Path, **kwargs) -> tuple[StyleGAN2Generator, str]:
-    """(generator, source format name) of any supported StyleGAN-2 file."""
+    """(plain generator, source format name) of any supported StyleGAN-2 file."""
     if checkpoint_format(path) == "safetensors":
-        return converted.load(path, **kwargs), "ilo-studio"
+        state, latent_avg, fit, config = converted.read_converted(path)
+        return build_stylegan2(state, latent_avg, fit=fit, **config, **kwargs), "ilo-studio"
     source, state, latent_avg, config = read_generator_file(path)
     try:
-        return StyleGAN2Generator.from_state_dict(state, latent_avg, **config, **kwargs), source
+        return build_stylegan2(state, latent_avg, **config, **kwargs), source
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
         name = "rosinality" if source == "rosinality" else "NVlabs"
         raise CheckpointError(f"{path.name} is not a usable {name} StyleGAN-2 checkpoint: {_first_line(err)}") from None
 
 
 def load_stylegan2(path: str | Path, **kwargs) -> StyleGAN2Generator:
-    """Any supported StyleGAN-2 file -> a frozen StyleGAN2Generator on CPU (see the module notes)."""
+    """Any supported StyleGAN-2 file -> a frozen plain StyleGAN2Generator on CPU (see the module
+    notes; `load_generator` also accelerates it). kwargs: fit_samples, cache_dir."""
     return _load_with_source(Path(path), **kwargs)[0]
 
 
@@ -152,7 +207,7 @@ def load_named(name: str) -> StyleGAN2Generator:
     pickle_path = cached_path(name)
     fast = pickle_path.with_suffix(".safetensors")
     if fast.is_file():
-        return converted.load(fast)
+        return load_stylegan2(fast)
     if not pickle_path.is_file():
         raise ValueError(f"{name} is not downloaded yet: run `python -m ilo_core download {name}` first")
     generator = load_stylegan2(pickle_path)
@@ -163,21 +218,23 @@ def load_named(name: str) -> StyleGAN2Generator:
     return generator
 
 
-def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu") -> SplitGenerator:
+def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu", *,
+                   reference: bool | None = None) -> SplitGenerator:
     """'default' -> the embedded DigiFace DCGAN; a name of `ilo_core.download.KNOWN` (after
     `python -m ilo_core download NAME`); a path -> a StyleGAN-2 checkpoint in any supported
     format (see the module notes). Raises ValueError in one line.
 
-    Also tunes malloc to keep freed memory (see `ilo_core.memory`): large generators page-fault
-    less.
+    The generator is accelerated (`ilo_core.accelerate`) on CPU, then moved to `device`;
+    `reference=True` (default: the ILO_REFERENCE switch) keeps the plain model.
     """
-    keep_freed_memory()
     device = resolve_device(device) if isinstance(device, str) else device
     if str(spec) == "default":
-        return DCGANGenerator.load(device=device)
-    if str(spec) in KNOWN:
-        return load_named(str(spec)).to(device)
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"generator checkpoint not found: {path} (or a name: {', '.join(KNOWN)})")
-    return load_stylegan2(path).to(device)
+        generator: SplitGenerator = DCGANGenerator.load()
+    elif str(spec) in KNOWN:
+        generator = load_named(str(spec))
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"generator checkpoint not found: {path} (or a name: {', '.join(KNOWN)})")
+        generator = load_stylegan2(path)
+    return accelerate(generator, reference=reference).to(device)

@@ -13,24 +13,22 @@ The state at split k >= 1 is {"features": [B, C, 2^(k+1), 2^(k+1)], "skip": [B, 
 the RGB skip image is part of it, so rendering from any split is exact.
 
 Optimized variables (ILO / PULSE): "latent" = Gaussianized w+ rows z [B, n_latent, 512]
-with w = leaky_relu(std * z + mean, 0.2), where mean/std are fitted per dimension on
-leaky_relu(mapping(z), 5) at load time (and cached on disk by weight hash); and noise
-maps "noise_i" [B, 1, r, r].
+with w = leaky_relu(std * z + mean, 0.2), where mean/std (`gauss_mean`, `gauss_std`) are
+fitted per dimension on leaky_relu(mapping(z), 5) by `ilo_core.generators.loading`; and
+noise maps "noise_i" [B, 1, r, r].
+
+This is the plain model; `ilo_core.accelerate` swaps its modulated convolutions for faster
+forms of the same maps at load.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from ilo_core.atomic import write_bytes
 from ilo_core.generators.base import SplitGenerator, State, Variables
 
 SQRT2 = math.sqrt(2.0)
@@ -109,19 +107,12 @@ class Upsample(nn.Module):
 
 
 class ModulatedConv2d(nn.Module):
-    """Style-modulated convolution, optional 2x upsampling.
-
-    Fast path (default): scale the input channels by the style, convolve with the shared
-    weight, scale the output channels by the demodulation coefficients. This is the same
-    linear map as modulating the weight per sample, but batches become one ordinary
-    convolution and the backward pass needs no gradient of a per-sample weight (the
-    style's gradient comes from the input gradient, which is computed anyway).
-    `reference_ops=True` keeps the straightforward per-sample weight with a grouped
-    convolution (rosinality's fused path), for tests and the benchmark.
-    """
+    """Style-modulated convolution, optional 2x upsampling (rosinality's fused path): the
+    weight modulated per sample and demodulated, one grouped convolution over the batch.
+    `ilo_core.accelerate` swaps it for an equal map that scales activations instead."""
 
     def __init__(self, cin: int, cout: int, k: int, style_dim: int, demodulate: bool = True,
-                 upsample: bool = False, taps: list[int] = (1, 3, 3, 1), reference_ops: bool = False) -> None:
+                 upsample: bool = False, taps: list[int] = (1, 3, 3, 1)) -> None:
         super().__init__()
         self.upsample = upsample
         if upsample:
@@ -134,42 +125,9 @@ class ModulatedConv2d(nn.Module):
         self.padding = k // 2
         self.demodulate = demodulate
         self.cin, self.cout, self.k = cin, cout, k
-        self.reference_ops = reference_ops
-        # derived from `weight` by prepare() once the weights are final (not saved)
-        self.register_buffer("conv_weight", None, persistent=False)     # scaled, in F.conv*'s layout
-        self.register_buffer("weight_sq", None, persistent=False)       # [Cout, Cin]: sum_k (scale W)^2
 
-    def prepare(self) -> None:
-        """Precompute the fast path's weight layout and demodulation table (after loading)."""
-        with torch.no_grad():
-            self.conv_weight, self.weight_sq = self._derived_weights()
-
-    def _derived_weights(self) -> tuple[Tensor, Tensor]:
-        weight = self.scale * self.weight[0]  # [Cout, Cin, k, k]
-        return (weight.transpose(0, 1) if self.upsample else weight).contiguous(), weight.square().sum((2, 3))
-
-    def forward(self, x: Tensor, w: Tensor, gain: float = 1.0) -> Tensor:
-        """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W'], times `gain`."""
-        if self.reference_ops:
-            return gain * self._forward_reference(x, w) if gain != 1.0 else self._forward_reference(x, w)
-        # prepared by the generator's freeze(); computed here for a module that is not frozen
-        conv_weight, weight_sq = ((self.conv_weight, self.weight_sq) if self.conv_weight is not None
-                                  else self._derived_weights())
-        b = x.shape[0]
-        style = self.modulation(w)  # [B, Cin]
-        x = x * style.view(b, self.cin, 1, 1)
-        if self.upsample:
-            out = self.blur(F.conv_transpose2d(x, conv_weight, stride=2))
-        else:
-            out = F.conv2d(x, conv_weight, padding=self.padding)
-        if self.demodulate:
-            demod = torch.rsqrt(style.square() @ weight_sq.t() + 1e-8) * gain  # [B, Cout]
-            out = out * demod.view(b, self.cout, 1, 1)
-        elif gain != 1.0:
-            out = out * gain
-        return out
-
-    def _forward_reference(self, x: Tensor, w: Tensor) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        """x: [B, Cin, H, W]; w: [B, style_dim] -> [B, Cout, H', W']."""
         b, _, h, wd = x.shape
         style = self.modulation(w).view(b, 1, self.cin, 1, 1)
         weight = self.scale * self.weight * style  # [B, Cout, Cin, k, k]
@@ -208,22 +166,15 @@ class StyledConv(nn.Module):
     when given (NVlabs' `conv_clamp`; rosinality has none)."""
 
     def __init__(self, cin: int, cout: int, k: int, style_dim: int, upsample: bool = False,
-                 reference_ops: bool = False, clamp: float | None = None) -> None:
+                 clamp: float | None = None) -> None:
         super().__init__()
         self.clamp = clamp
-        self.conv = ModulatedConv2d(cin, cout, k, style_dim, upsample=upsample, reference_ops=reference_ops)
+        self.conv = ModulatedConv2d(cin, cout, k, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(cout)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor) -> Tensor:
-        if self.conv.reference_ops:
-            out = self.activate(self.noise(self.conv(x, w), noise))
-        else:
-            # sqrt(2) leaky_relu(a) = leaky_relu(sqrt(2) a): the gain joins the demodulation, the
-            # noise and the bias, and the full-size tensor is passed over three times, not five
-            out = self.conv(x, w, gain=SQRT2)  # a fresh tensor that autograd has not saved
-            out.add_(noise * (SQRT2 * self.noise.weight)).add_((SQRT2 * self.activate.bias).view(1, -1, 1, 1))
-            out = F.leaky_relu(out, 0.2, inplace=True)
+        out = self.activate(self.noise(self.conv(x, w), noise))
         return out if self.clamp is None else out.clamp(-self.clamp, self.clamp)
 
 
@@ -231,13 +182,12 @@ class ToRGB(nn.Module):
     """1x1 modulated conv without demodulation + bias (clamped to +-`clamp` when given), plus
     the upsampled RGB skip."""
 
-    def __init__(self, cin: int, style_dim: int, upsample: bool = True, reference_ops: bool = False,
-                 clamp: float | None = None) -> None:
+    def __init__(self, cin: int, style_dim: int, upsample: bool = True, clamp: float | None = None) -> None:
         super().__init__()
         self.clamp = clamp
         if upsample:
             self.upsample = Upsample([1, 3, 3, 1])
-        self.conv = ModulatedConv2d(cin, 3, 1, style_dim, demodulate=False, reference_ops=reference_ops)
+        self.conv = ModulatedConv2d(cin, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:
@@ -264,7 +214,7 @@ class StyleGAN2Generator(SplitGenerator):
     kind = "stylegan2"
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                 lr_mlp: float = 0.01, reference_ops: bool = False, channels: dict[int, int] | None = None,
+                 lr_mlp: float = 0.01, channels: dict[int, int] | None = None,
                  conv_clamp: float | None = None) -> None:
         """`channels` (resolution -> feature channels) overrides rosinality's table times
         `channel_multiplier` (NVlabs' networks have min(channel_base / res, channel_max));
@@ -281,8 +231,7 @@ class StyleGAN2Generator(SplitGenerator):
         self.style = nn.Sequential(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True)
                                                    for _ in range(n_mlp)])
         self.input = ConstantInput(ch[4])
-        self.reference_ops = reference_ops  # the straightforward ops (see ModulatedConv2d)
-        ops = dict(reference_ops=reference_ops, clamp=conv_clamp)
+        ops = dict(clamp=conv_clamp)
         self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim, **ops)
         self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False, **ops)
         self.log_size = int(math.log2(size))
@@ -305,71 +254,6 @@ class StyleGAN2Generator(SplitGenerator):
         self.register_buffer("gauss_mean", torch.zeros(style_dim), persistent=False)
         self.register_buffer("gauss_std", torch.ones(style_dim), persistent=False)
         self.register_buffer("latent_avg", torch.zeros(style_dim), persistent=False)
-
-    # --- loading -----------------------------------------------------------------------
-    @classmethod
-    def from_state_dict(cls, state_dict: dict[str, Tensor], latent_avg: Tensor | None = None,
-                        fit_samples: int = 10_000, cache_dir: str | Path | None = None,
-                        reference_ops: bool = False, gaussian_fit: dict[str, Tensor] | None = None,
-                        **config) -> "StyleGAN2Generator":
-        """Build from a rosinality `g_ema` state dict (strict); size/channels/n_mlp are read from
-        it, `config` adds what a state dict cannot tell (e.g. conv_clamp). `gaussian_fit`
-        ({"mean", "std"} [style_dim]) skips fitting the Gaussianization."""
-        config = {**infer_config(state_dict), **config}
-        gen = cls(**config, reference_ops=reference_ops)
-        missing, unexpected = gen.load_state_dict(state_dict, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"not a rosinality StyleGAN-2 state dict: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
-        gen.freeze()
-        if latent_avg is not None:
-            gen.latent_avg.copy_(latent_avg.reshape(-1).float())
-        if gaussian_fit is not None:
-            gen.gauss_mean.copy_(gaussian_fit["mean"])
-            gen.gauss_std.copy_(gaussian_fit["std"])
-        else:
-            gen.fit_gaussianization(fit_samples, cache_dir)
-        return gen
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> "StyleGAN2Generator":
-        """Load any supported checkpoint file (rosinality .pt, NVlabs .pkl, converted .safetensors;
-        see `ilo_core.generators.loading`), read without running any code."""
-        from ilo_core.generators.loading import load_stylegan2
-
-        return load_stylegan2(path, **kwargs).to(device)
-
-    def fit_gaussianization(self, samples: int = 10_000, cache_dir: str | Path | None = None) -> None:
-        """Fit mean/std of leaky_relu(mapping(z), 5) per dimension (seeded, cached by weight hash)."""
-        digest = hashlib.sha256()
-        for k, v in self.style.state_dict().items():
-            digest.update(k.encode())
-            digest.update(v.detach().cpu().contiguous().numpy().tobytes())
-        cache_dir = Path(cache_dir or os.environ.get("ILO_CACHE", Path.home() / ".cache" / "ilo_studio"))
-        cache = cache_dir / f"gaussian_fit_{digest.hexdigest()[:20]}_{samples}.safetensors"
-        if cache.exists():
-            fit = load_file(str(cache))
-        else:
-            gen = torch.Generator().manual_seed(0)
-            z = torch.randn(samples, self.style_dim, generator=gen)
-            with torch.no_grad():
-                v = F.leaky_relu(self.style(z.to(self.device)), 5.0).cpu()
-            fit = {"mean": v.mean(0), "std": v.std(0)}
-            try:
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                write_bytes(save(fit), cache)
-            except OSError:
-                pass  # a read-only home only costs the refit next time
-        self.gauss_mean.copy_(fit["mean"])
-        self.gauss_std.copy_(fit["std"])
-
-    def freeze(self) -> "StyleGAN2Generator":
-        """Eval mode, no parameter gradients, and the fast path's derived weights. Returns self."""
-        super().freeze()
-        for module in self.modules():
-            if isinstance(module, ModulatedConv2d):
-                module.prepare()
-        return self
 
     @property
     def device(self) -> torch.device:

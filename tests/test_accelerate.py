@@ -1,4 +1,5 @@
-"""The fast paths give the straightforward implementation's results (issue 5: within 1e-4)."""
+"""`ilo_core.accelerate`: every fast form gives the plain model's results (within 1e-4), is
+checked when it is built, and one switch turns all of them off."""
 
 from __future__ import annotations
 
@@ -10,22 +11,21 @@ import threading
 import pytest
 import torch
 
-from conftest import REFERENCE
+from lpips_oracle import reference_lpips
+from ilo_core.accelerate import accelerate, reference_requested
+from ilo_core.accelerate.dcgan import FoldedStage
+from ilo_core.accelerate.lpips import AcceleratedLPIPS, _NormalizedFeatureDistance
+from ilo_core.accelerate.memory import keep_freed_memory
+from ilo_core.accelerate.packed_conv import PackedConvolution, flop_formulas, packing_available
+from ilo_core.accelerate.packed_trunk import PackedTrunk
+from ilo_core.accelerate.resize import MATRIX_MAX_LOW_RES, MatrixSuperResolution
+from ilo_core.accelerate.stylegan2 import ScaledModulatedConv2d
 from ilo_core.config import SolverConfig
-from ilo_core.generators import StyleGAN2Generator
-from ilo_core.memory import keep_freed_memory
-from ilo_core.operators import Denoising, SuperResolution
-from ilo_core.packed_conv import PackedConvolution, flop_formulas, packing_available
-from ilo_core.packed_trunk import PackedTrunk
-from ilo_core.perceptual import (LPIPSNetwork, PerceptualDistance, _NormalizedFeatureDistance, get_lpips,
-                                 reference_lpips, unit_normalize)
+from ilo_core.generators import load_generator
+from ilo_core.generators.stylegan2 import ModulatedConv2d
+from ilo_core.operators import Denoising, SuperResolution, bicubic_downsample, build_operator
+from ilo_core.perceptual import LPIPSNetwork, PerceptualDistance, get_lpips, unit_normalize
 from ilo_core.solver import ILOSolver
-
-
-@pytest.fixture(scope="module")
-def stylegan64_reference_ops(tmp_path_factory):
-    return StyleGAN2Generator.load(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"),
-                                   reference_ops=True)
 
 
 def _render_and_grads(gen, variables, split):
@@ -39,21 +39,21 @@ def _render_and_grads(gen, variables, split):
 
 
 @pytest.mark.parametrize("split", [0, 2])
-def test_stylegan_fast_modulation_renders_the_reference_ops_image_within_1e4(stylegan64, stylegan64_reference_ops,
-                                                                             split):
+def test_stylegan_fast_modulation_renders_the_plain_models_image_within_1e4(stylegan64, stylegan64_plain, split):
     variables = stylegan64.sample_variables(2, torch.Generator().manual_seed(3))
     fast_img, _ = _render_and_grads(stylegan64, variables, split)
-    ref_img, _ = _render_and_grads(stylegan64_reference_ops, variables, split)
+    ref_img, _ = _render_and_grads(stylegan64_plain, variables, split)
     assert (fast_img - ref_img).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("split", [0, 2])
-def test_stylegan_fast_modulation_is_the_same_map_with_the_same_gradients_in_float64(
-        stylegan64, stylegan64_reference_ops, split):
+def test_stylegan_fast_modulation_is_the_same_map_with_the_same_gradients_in_float64(stylegan64_plain, split):
     """In float32 the two orders of operations differ by rounding (tiny noise-map gradients
     by up to a few %, both paths alike against float64); in float64 they must agree."""
-    fast = copy.deepcopy(stylegan64).double().freeze()  # freeze() re-derives the fast weights
-    ref = copy.deepcopy(stylegan64_reference_ops).double()
+    ref = copy.deepcopy(stylegan64_plain).double()
+    fast = accelerate(copy.deepcopy(ref), reference=False)
+    assert any(isinstance(m, ScaledModulatedConv2d) for m in fast.modules())
+    stylegan64 = ref
     variables = {k: v.double() for k, v in stylegan64.sample_variables(2, torch.Generator().manual_seed(3)).items()}
     fast_img, fast_grads = _render_and_grads(fast, variables, split)
     ref_img, ref_grads = _render_and_grads(ref, variables, split)
@@ -112,7 +112,7 @@ def test_lpips_distance_to_fixed_features_has_the_lpips_package_gradient():
 def test_lpips_gradient_is_finite_where_a_feature_vector_is_zero():
     """A pixel whose features are all 0 (every ReLU off) gives autograd's formula 0/0."""
     dist = PerceptualDistance("alex", size=None)
-    feats = [f.detach() for f in dist.model(torch.rand(1, 3, 64, 64) * 2 - 1)]
+    feats = [f.detach() for f in get_lpips("alex", "cpu")(torch.rand(1, 3, 64, 64) * 2 - 1)]
     feats[0][:, :, 3, 4] = 0
     leaves = [f.clone().requires_grad_(True) for f in feats]
     target = [torch.rand_like(f) for f in feats]
@@ -131,10 +131,10 @@ def _features_and_input_grad(model, x):
 @pytest.mark.skipif(not packing_available(), reason="this torch has no oneDNN packing ops")
 @pytest.mark.parametrize("net,size", [("alex", 64), ("alex", 57), ("alex", 256), ("vgg", 64)])
 def test_packed_lpips_trunk_equals_the_plain_trunk_and_its_input_gradient(net, size):
-    plain = LPIPSNetwork(net).to(memory_format=torch.channels_last)
-    packed = LPIPSNetwork(net).to(memory_format=torch.channels_last)
-    assert packed.pack_convolutions()
-    assert get_lpips(net, "cpu")._packed_trunk is not None  # what the engine uses
+    plain = LPIPSNetwork(net)
+    packed = accelerate(LPIPSNetwork(net), reference=False)
+    assert isinstance(packed, AcceleratedLPIPS) and packed.trunk is not None
+    assert get_lpips(net, "cpu", reference=False).trunk is not None  # what the engine uses
     for batch in (1, 2):
         x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)) * 2 - 1
         for a, b in zip(_features_and_input_grad(plain, x), _features_and_input_grad(packed, x)):
@@ -185,7 +185,8 @@ def test_packed_convolution_keeps_its_last_shapes_across_threads_and_falls_back_
     assert packed(torch.randn(1, 8, 5, 5, dtype=torch.float64)) is None
 
 
-@pytest.mark.parametrize("operator", [SuperResolution(4, 64), Denoising(25)], ids=["sr", "denoise"])
+@pytest.mark.parametrize("operator", [build_operator("super-resolution", 64, factor=4), SuperResolution(4, 64),
+                                      Denoising(25)], ids=["sr-matrices", "sr", "denoise"])
 def test_cached_lpips_target_features_give_the_uncached_loss(dcgan, operator):
     y = operator.A(dcgan.render(dcgan.sample_variables(2, torch.Generator().manual_seed(1))))
     cfg = SolverConfig(steps=(2,), lpips_net="alex", geodesic_weight=0.0)
@@ -198,20 +199,19 @@ def test_cached_lpips_target_features_give_the_uncached_loss(dcgan, operator):
     assert torch.allclose(cached, direct, atol=1e-6)
 
 
-@pytest.mark.parametrize("packed", [True, False], ids=["packed", "plain"])
-def test_folded_dcgan_equals_the_tutorial_modules_at_every_split(dcgan, packed):
-    from ilo_core.generators.dcgan import DCGANGenerator, TutorialDCGAN
-
-    if packed:
-        assert (dcgan._packed is not None) == packing_available()  # the engine's generator packs where it can
-    else:
-        dcgan = DCGANGenerator.load(packed=False)
-    tutorial = TutorialDCGAN.load()
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "unpacked"])
+def test_folded_dcgan_equals_the_tutorial_modules_at_every_split(dcgan, dcgan_plain, packed):
+    assert all(isinstance(stage, FoldedStage) for stage in dcgan.stages)
+    assert all((stage.packed is not None) == packing_available() for stage in dcgan.stages)  # packed where it can
+    if not packed:
+        dcgan = copy.deepcopy(dcgan)
+        for stage in dcgan.stages:
+            stage.packed = None
     for batch in (1, 3):  # the matrix-product stages treat batch 1 apart
         variables = dcgan.sample_variables(batch, torch.Generator().manual_seed(4))
         for split in range(dcgan.num_layers):
             fast_img, fast_grads = _render_and_grads(dcgan, variables, split)
-            ref_img, ref_grads = _render_and_grads(tutorial, variables, split)
+            ref_img, ref_grads = _render_and_grads(dcgan_plain, variables, split)
             assert (fast_img - ref_img).abs().max() < 1e-4, (batch, split)
             for k in ref_grads:
                 assert torch.allclose(fast_grads[k], ref_grads[k], rtol=1e-3,
@@ -222,13 +222,12 @@ def test_a_copy_of_the_packed_dcgan_packs_afresh_and_renders_the_same(dcgan):
     variables = dcgan.sample_variables(2, torch.Generator().manual_seed(5))
     copied = copy.deepcopy(dcgan)
     assert torch.equal(copied.render(variables), dcgan.render(variables))
-    assert copied._packed is None or copied._packed[2].weight() is copied.weight2  # reads its own weights
+    stage = copied.stages[2]
+    assert stage.packed is None or stage.packed.weight() is stage.weight  # reads its own weights
 
 
-def test_flop_counts_of_the_packed_paths_equal_the_plain_ones(dcgan):
+def test_flop_counts_of_the_packed_paths_equal_the_plain_ones(dcgan, dcgan_plain):
     from torch.utils.flop_counter import FlopCounterMode
-
-    from ilo_core.generators.dcgan import TutorialDCGAN
 
     def flops(fn) -> int:
         with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
@@ -243,23 +242,24 @@ def test_flop_counts_of_the_packed_paths_equal_the_plain_ones(dcgan):
         x = torch.rand(1, 3, 64, 64, requires_grad=True)
         return lambda: sum(f.sum() for f in model(x)).backward()
 
-    assert flops(pass_of(dcgan)) == flops(pass_of(TutorialDCGAN.load())) > 4e8
+    assert flops(pass_of(dcgan)) == flops(pass_of(dcgan_plain)) > 4e8
     # alex's packed conv1 (11 x 11, stride 4, 3 -> 64 channels, 15 x 15 out) runs as a 3 x 3
     # convolution over the 48-channel space-to-depth input (17 x 17); its input gradient is
     # a 3 x 3 convolution with padding 2 (64 -> 48 channels, 17 x 17 out)
     conv1 = 2 * 64 * 3 * 11 * 11 * 15 * 15
     space_to_depth = 2 * 64 * 48 * 3 * 3 * (15 * 15 + 17 * 17)
     plain = flops(trunk_of(LPIPSNetwork("alex")))
-    assert flops(trunk_of(get_lpips("alex", "cpu"))) == plain - 2 * conv1 + space_to_depth and plain > 1e8
+    assert flops(trunk_of(get_lpips("alex", "cpu", reference=False))) == plain - 2 * conv1 + space_to_depth
+    assert plain > 1e8
 
 
 def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
     from ilo_core import benchmark
 
     rows = benchmark.bench_generator(dcgan, "default", repeats=1, splits=[0])
-    ref = benchmark.reference_of(dcgan)
-    assert ref is not None and ref.__class__.__name__ == "TutorialDCGAN"
-    ref_rows = benchmark.bench_generator(ref, "reference", repeats=1, lpips=False, splits=[3])
+    ref = benchmark.build_generator("default", torch.device("cpu"), reference=True)
+    assert isinstance(ref.stages[0], torch.nn.Sequential)  # the tutorial's modules
+    ref_rows = benchmark.bench_generator(ref, "reference", repeats=1, lpips=False, splits=[3], reference=True)
     for row in rows + ref_rows:
         assert row["gflop"] > 0.1 and row["pass_ms"] > 0 and row["step_mse_ms"] > 0
         assert row["peak_mb"] is None or row["peak_mb"] > 100
@@ -267,7 +267,6 @@ def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
         limit_ms = row["gflop"] / row["matmul_gflops"] * 1000
         assert row["matmul_gflops"] > 1 and row["pass_vs_flop_limit"] == pytest.approx(row["pass_ms"] / limit_ms)
     assert rows[0]["step_mse_lpips_ms"] > 0 and "step_mse_lpips_ms" not in ref_rows[0]
-    assert benchmark.reference_of(ref) is None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc tuning is for Linux/glibc")
@@ -283,3 +282,73 @@ def test_kept_memory_lets_a_large_tensor_be_reallocated_without_page_faults():
     faults_of_one_allocation()
     # glibc's default would map and fault in all 65536 pages again
     assert min(faults_of_one_allocation() for _ in range(3)) < 1000
+
+
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_scaled_modulated_conv_is_the_plain_map_and_its_gain_scales_the_output(demodulate):
+    torch.manual_seed(0)
+    plain = ModulatedConv2d(4, 5, 3, 8, demodulate=demodulate)
+    for param in plain.parameters():  # the module starts at zero
+        torch.nn.init.normal_(param)
+    fast = ScaledModulatedConv2d(plain)
+    assert fast.weight is plain.weight  # shared, not copied
+    x, w = torch.randn(2, 4, 6, 6), torch.randn(2, 8)
+    assert plain(x, w).abs().max() > 0.1
+    assert torch.allclose(fast(x, w), plain(x, w), atol=1e-5)
+    assert torch.allclose(fast(x, w, gain=2.0), 2.0 * plain(x, w), atol=1e-5)
+
+
+def test_accelerated_stylegan_keeps_the_plain_state_dict(stylegan64, stylegan64_plain):
+    fast, plain = stylegan64.state_dict(), stylegan64_plain.state_dict()
+    assert list(fast) == list(plain) and all(torch.equal(fast[k], plain[k]) for k in plain)
+
+
+@pytest.mark.parametrize("size,factor", [(64, 4), (256, 2), (256, 8), (1024, 2), (1024, 4)])
+def test_super_resolution_matrices_are_f_interpolate_within_1e6(size, factor):
+    op = accelerate(SuperResolution(factor, size), reference=False)
+    assert isinstance(op, MatrixSuperResolution) == (size // factor <= MATRIX_MAX_LOW_RES)
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    y = op.A(x)
+    assert (y - bicubic_downsample(x, factor)).abs().max() < 1e-6
+    plain = SuperResolution(factor, size)
+    assert (op.perceptual_view(y, x) - plain.perceptual_view(y, x)).abs().max() < 1e-6
+
+
+def test_the_reference_switch_keeps_every_plain_model(monkeypatch, dcgan_plain):
+    monkeypatch.setenv("ILO_REFERENCE", "1")
+    assert reference_requested()
+    gen = load_generator("default")
+    assert all(isinstance(stage, torch.nn.Sequential) for stage in gen.stages)
+    assert type(build_operator("super-resolution", 64, factor=4)) is SuperResolution
+    assert type(get_lpips("alex", "cpu")) is LPIPSNetwork
+    variables = gen.sample_variables(1, torch.Generator().manual_seed(0))
+    assert torch.equal(gen.render(variables), dcgan_plain.render(variables))
+    monkeypatch.setenv("ILO_REFERENCE", "0")
+    assert not reference_requested() and isinstance(load_generator("default").stages[0], FoldedStage)
+
+
+def test_a_fast_form_that_disagrees_falls_back_to_the_plain_layers_with_a_warning(dcgan_plain, monkeypatch):
+    import ilo_core.accelerate.dcgan as fast_dcgan
+
+    original = fast_dcgan.accelerate_dcgan
+
+    def broken(generator):
+        original(generator)
+        with torch.no_grad():
+            generator.stages[1].bias.add_(0.5)  # a fast form that is not the same map
+        return generator
+
+    monkeypatch.setattr(fast_dcgan, "accelerate_dcgan", broken)
+    gen = copy.deepcopy(dcgan_plain)
+    with pytest.warns(UserWarning, match="disagree"):
+        out = accelerate(gen, reference=False)
+    assert all(isinstance(stage, torch.nn.Sequential) for stage in out.stages)
+    variables = out.sample_variables(1, torch.Generator().manual_seed(0))
+    assert torch.equal(out.render(variables), dcgan_plain.render(variables))
+
+
+def test_perceptual_distance_does_not_own_the_shared_network():
+    dist = PerceptualDistance("alex", size=None)
+    assert not isinstance(dist, torch.nn.Module)
+    shared = get_lpips("alex", "cpu")
+    assert dist._network is shared and shared.weights[0].dtype == torch.float32

@@ -4,7 +4,7 @@ node over prepacked oneDNN convolutions, for batch-1 work on CPU.
 Per layer, autograd and Python cost tens of microseconds, and the LPIPS trunk at 64 px is
 small enough for that to count. `PackedTrunk` runs every layer in one forward and writes
 its backward out (ReLU masks, max-pool indices, each convolution's input gradient as a
-prepacked convolution, `ilo_core.packed_conv`). Two more changes:
+prepacked convolution, `ilo_core.accelerate.packed_conv`). Two more changes:
   - A strided convolution (alex's first: 11 x 11, stride 4) runs as a stride-1
     convolution on the space-to-depth rearranged input (`F.pixel_unshuffle`): 3 x 3 over
     48 channels instead of 11 x 11 over 3. It computes 19 % more products (a 12 x 12
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from ilo_core.packed_conv import PackedConvolution, packing_available
+from ilo_core.accelerate.packed_conv import PackedConvolution, packing_available
 
 
 def space_to_depth_weight(weight: Tensor, stride: int) -> Tensor:
@@ -134,7 +134,7 @@ class PackedTrunk:
     `PackedTrunk.build` gives None for layers it cannot take (other layer types, pooling
     with padding, dilation or ceil_mode, convolutions with groups, dilation or no bias), or
     where this torch cannot pack. The weights, shift and scale are read from their owner
-    when a shape is first packed (`ilo_core.packed_conv`): they must stay frozen.
+    when a shape is first packed (`ilo_core.accelerate.packed_conv`): they must stay frozen.
     """
 
     def __init__(self, stages: list[_ConvStage | tuple[int, int]], taps: set[int],
