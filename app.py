@@ -24,7 +24,8 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGNMENT_METHODS
-from ilo_core.defaults import DCGAN_RADII, STYLEGAN_RADII, default_lpips_weight
+from ilo_core.defaults import (DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STEPS_PER_ROUND, STYLEGAN_RADII,
+                               default_geodesic_weight, default_lpips_weight, default_rounds, default_steps)
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
@@ -132,7 +133,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     queue, which shows their position.
     """
     size = generator.resolution
-    rounds = min(4, generator.num_layers)
+    rounds = default_rounds(generator)
     groups = radius_groups(generator)
     runs, folders = SessionRuns(), OutputFolders(outputs_root)
     last_runs: dict[str, dict] = {}   # session -> its last finished run, for re-tuning (dropped at session end)
@@ -159,7 +160,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
-                estimate = gr.Markdown(estimate_text(4 * 50))
+                estimate = gr.Markdown(estimate_text(sum(default_steps(generator))))
                 show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (4 restarts solved as "
                                                              "one batch: about 2-3x the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
@@ -186,7 +187,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     step_sliders, radius_sliders = [], {g: [] for g in groups}
                     for r in range(rounds):
                         with gr.Row():
-                            step_sliders.append(gr.Slider(0, 300, value=50, step=5, label=f"layer {r}: steps",
+                            step_sliders.append(gr.Slider(0, 300, value=STEPS_PER_ROUND, step=5, label=f"layer {r}: steps",
                                                           info=None if r == 0 else "0 ends the schedule here: "
                                                           "this layer and every later one are skipped"))
                             for g, values in groups.items():
@@ -198,12 +199,12 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                              "(sum of absolute changes) of its deviation; 0 freezes it. Release "
                                              "the slider after a run to re-run from this layer."))
                 with gr.Accordion("Advanced", open=False):
-                    mse_w = gr.Slider(0, 10, value=1.0, step=0.1, label="MSE weight")
+                    mse_w = gr.Slider(0, 10, value=MSE_WEIGHT, step=0.1, label="MSE weight")
                     lpips_w = gr.Slider(0, 10, value=default_lpips_weight(generator, TASK_LABELS[task.value]), step=0.1,
                                         label="LPIPS weight (ILO; follows the task's default)")
-                    geo_w = gr.Slider(0, 1, value=0.01 if generator.kind == "stylegan2" else 0.0, step=0.01,
+                    geo_w = gr.Slider(0, 1, value=default_geodesic_weight(generator), step=0.01,
                                       label="Geodesic weight")
-                    lr = gr.Slider(0.001, 1.0, value=0.1, step=0.001, label="Learning rate")
+                    lr = gr.Slider(0.001, 1.0, value=LEARNING_RATE, step=0.001, label="Learning rate")
                     seed = RawNumber(value=0, label="Seed (a whole number)")
                     l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
             with gr.Column(scale=1):

@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ilo_core.accelerate import accelerate, set_up_process, use_reference
 from ilo_core.accelerate.packed_conv import flop_formulas
 from ilo_core.config import SolverConfig
+from ilo_core.defaults import default_rounds
 from ilo_core.generators import SplitGenerator, StyleGAN2Generator, load_generator, resolve_device
 from ilo_core.operators import SuperResolution
 from ilo_core.solver import ILOSolver
@@ -127,7 +128,7 @@ def bench_generator(gen: SplitGenerator, name: str, repeats: int, lpips: bool = 
     target = accelerate(SuperResolution(4, gen.resolution), reference=reference).to(device)
     with torch.no_grad():
         y = target.A(gen.render(v))
-    for split in (splits if splits is not None else range(min(4, gen.num_layers))):
+    for split in (splits if splits is not None else range(default_rounds(gen))):
         state = gen.state_at(split, v)
         leaves = {k: t.detach().clone().requires_grad_(True) for k, t in (state.items() if split else v.items())}
 

@@ -21,9 +21,10 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGN_METHODS
+from ilo_core.auto import AutoSolve
 from ilo_core.alignment import align, aligned_crop, aligned_mask, paste_back
 from ilo_core.atomic import write_json
-from ilo_core.config import METHODS
+from ilo_core.defaults import METHODS
 from ilo_core.defaults import default_config
 from ilo_core.download import KNOWN, download
 from ilo_core.export import FrameRecorder
@@ -205,16 +206,22 @@ def run_solve(args: argparse.Namespace) -> dict:
         problem = from_observation(args.task, observed.to(device), size, **params)
     config = default_config(generator, args.task, args.method, observed=args.observed, steps=args.steps,
                             seed=args.seed)
-    solver = ILOSolver(generator, problem.operator, problem.observation, config)
+    if args.method == "ilo-auto":
+        auto = AutoSolve(generator, problem.operator, problem.observation, config, seed=args.seed)
+        solver, events, total = auto.solver, auto.run(), auto.total_steps
+    else:
+        auto = None
+        solver = ILOSolver(generator, problem.operator, problem.observation, config)
+        events, total = solver.run(), config.total_steps
     recorder = FrameRecorder()
     started = time.perf_counter()
     bar = None
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.total_steps, file=sys.stderr, unit="step", desc=args.method)
+        bar = tqdm(total=total, file=sys.stderr, unit="step", desc=args.method)
     try:
-        for event in solver.run():
+        for event in events:
             recorder.add_progress(event)
             if event.message:
                 print(f"warning: {event.message}", file=sys.stderr)
@@ -248,7 +255,10 @@ def run_solve(args: argparse.Namespace) -> dict:
             hole = ~keep[0, 0].cpu()
             guessing["spread_in_hole"] = float(spread.cpu()[hole].mean())
             guessing["spread_outside"] = float(spread.cpu()[~hole].mean())
-    report = {"task": args.task, "method": args.method, "steps": config.total_steps, "seconds": seconds,
+    if auto is not None and auto.choices:
+        print(auto.choices[0].describe(), file=sys.stderr)
+        guessing["auto"] = auto.choices[0].to_dict()
+    report = {"task": args.task, "method": args.method, "steps": total, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
               "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
               **evaluate(result, problem), **guessing}

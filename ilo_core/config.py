@@ -7,7 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Sequence
 
-METHODS = ("ilo", "csgm-mse", "csgm-lpips", "csgm-mse-lpips")
+from ilo_core.defaults import LEARNING_RATE, METHODS, MSE_WEIGHT, ROUNDS, STEPS_PER_ROUND, STYLEGAN_GEODESIC_WEIGHT
+
 RADIUS_GROUPS = ("latents", "noises", "state")
 
 
@@ -20,13 +21,13 @@ class SolverConfig:
     deviation from its value at the start of the round, one entry per round.
     """
 
-    steps: Sequence[int] = (50, 50, 50, 50)          # steps per round
+    steps: Sequence[int] = (STEPS_PER_ROUND,) * ROUNDS  # steps per round
     start_split: int = 0                              # split point of round 0 (0 = latent space, CSGM)
-    lr: float | Sequence[float] = 0.1                 # Adam lr per round (ramp-up, cosine ramp-down)
+    lr: float | Sequence[float] = LEARNING_RATE       # Adam lr per round (ramp-up, cosine ramp-down)
     radii: dict[str, Sequence[float | None]] = field(default_factory=dict)  # group -> per-round radius
-    mse_weight: float = 1.0                           # measurement MSE
+    mse_weight: float = MSE_WEIGHT                    # measurement MSE
     lpips_weight: float = 1.0                         # LPIPS on the operator's perceptual view
-    geodesic_weight: float = 0.01                     # geocross on the active latent rows
+    geodesic_weight: float = STYLEGAN_GEODESIC_WEIGHT  # geocross on the active latent rows
     lpips_net: str = "vgg"                            # "vgg" or "alex"
     lpips_size: int | None = 256                      # LPIPS input size (None = native)
     sna: bool = False                                 # stochastic noise addition (denoising)

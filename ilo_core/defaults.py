@@ -15,9 +15,22 @@ inpainting at 25-50 %, box and painted masks, denoising).
 
 from __future__ import annotations
 
-from ilo_core.config import METHODS, SolverConfig
-from ilo_core.generators.base import SplitGenerator
+from typing import TYPE_CHECKING
+
 from ilo_core.operators import TASKS
+
+if TYPE_CHECKING:  # config.py takes its defaults from here
+    from ilo_core.config import SolverConfig
+    from ilo_core.generators.base import SplitGenerator
+
+# the one home of every default the page, the CLI, the evaluation and SolverConfig use
+# what the solver runs (CSGM: round 0 only; ilo-auto: ILO choosing its radii and rounds, `ilo_core.auto`)
+METHODS = ("ilo", "csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo-auto")
+ROUNDS = 4                  # ILO rounds (the paper: the first four layers), fewer on a shallower generator
+STEPS_PER_ROUND = 50        # Adam steps per round (paper appendix 7.3)
+LEARNING_RATE = 0.1         # Adam's base learning rate (ramp-up, cosine ramp-down)
+MSE_WEIGHT = 1.0
+STYLEGAN_GEODESIC_WEIGHT = 0.01  # geocross on the active latent rows (StyleGAN-2; the DCGAN has one latent)
 
 STYLEGAN_RADII = {
     "latents": [None, 300.0, 500.0, 1000.0],
@@ -30,8 +43,22 @@ DCGAN_RADII = {
 }
 
 
-def default_config(generator: SplitGenerator, task: str, method: str = "ilo", *,
-                   observed: float | None = None, steps: list[int] | None = None, **overrides) -> SolverConfig:
+def default_rounds(generator: "SplitGenerator") -> int:
+    """ILO's number of rounds on this generator: ROUNDS, or its number of layers if fewer."""
+    return min(ROUNDS, generator.num_layers)
+
+
+def default_steps(generator: "SplitGenerator") -> list[int]:
+    """Steps per round of the default ILO schedule."""
+    return [STEPS_PER_ROUND] * default_rounds(generator)
+
+
+def default_geodesic_weight(generator: "SplitGenerator") -> float:
+    return STYLEGAN_GEODESIC_WEIGHT if generator.kind == "stylegan2" else 0.0
+
+
+def default_config(generator: "SplitGenerator", task: str, method: str = "ilo", *,
+                   observed: float | None = None, steps: list[int] | None = None, **overrides) -> "SolverConfig":
     """The recommended `SolverConfig` for a generator, a task name and a method.
 
     CSGM baselines run the same solver restricted to round 0 with the same total number
@@ -41,20 +68,21 @@ def default_config(generator: SplitGenerator, task: str, method: str = "ilo", *,
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    from ilo_core.config import SolverConfig
+
     stylegan = generator.kind == "stylegan2"
-    rounds = min(4, generator.num_layers)
-    ilo_steps = list(steps) if steps is not None else [50] * rounds
+    ilo_steps = list(steps) if steps is not None else default_steps(generator)
     radii_table = STYLEGAN_RADII if stylegan else DCGAN_RADII
     kwargs: dict = dict(
-        lr=0.1,
+        lr=LEARNING_RATE,
         lpips_net="vgg" if stylegan else "alex",
         lpips_size=256,
-        geodesic_weight=0.01 if stylegan else 0.0,
-        mse_weight=1.0,
+        geodesic_weight=default_geodesic_weight(generator),
+        mse_weight=MSE_WEIGHT,
         lpips_weight=default_lpips_weight(generator, task, observed),
         sna=task == "denoise",
     )
-    if method == "ilo":
+    if method in ("ilo", "ilo-auto"):
         n = len(ilo_steps)
         kwargs["steps"] = tuple(ilo_steps)
         kwargs["radii"] = {g: _fit(v, n) for g, v in radii_table.items()}
@@ -74,7 +102,7 @@ def default_config(generator: SplitGenerator, task: str, method: str = "ilo", *,
     return SolverConfig(**kwargs)
 
 
-def default_lpips_weight(generator: SplitGenerator, task: str, observed: float | None = None) -> float:
+def default_lpips_weight(generator: "SplitGenerator", task: str, observed: float | None = None) -> float:
     """The LPIPS weight of ILO for a task: 0 where it does not help (see the module notes)."""
     if generator.kind != "stylegan2" or task == "compressed-sensing":
         return 0.0

@@ -26,8 +26,10 @@ from torch import Tensor
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.atomic import write_json
+from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
-from ilo_core.defaults import default_config
+from ilo_core.defaults import METHODS as SOLVER_METHODS
+from ilo_core.defaults import STEPS_PER_ROUND, default_config, default_rounds
 from ilo_core.facecrop import face_crop
 from ilo_core.generators import load_generator
 from ilo_core.generators.base import SplitGenerator
@@ -39,8 +41,10 @@ from ilo_core.solver import ILOSolver
 ROOT = Path(__file__).resolve().parent.parent
 FACES_DIR = ROOT / "assets" / "faces"
 HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
-METHODS = ("csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo", "ilo-noproj", "bm3d", "telea", "navier-stokes")
 CLASSICAL_INPAINTING = ("telea", "navier-stokes")  # OpenCV's cv2.inpaint: the baseline a fill must beat
+# the solver's methods (CSGM variants first, as the report's columns), ILO without its balls, the classical baselines
+METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-auto", "ilo-noproj", "bm3d",
+           *CLASSICAL_INPAINTING)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -106,7 +110,7 @@ def applicable(method: str, task: str) -> bool:
     if method in CLASSICAL_INPAINTING:
         return task in ("inpaint", "random-inpaint")
     if task == "compressed-sensing":
-        return method in ("csgm-mse", "ilo", "ilo-noproj")
+        return method in ("csgm-mse", "ilo", "ilo-auto", "ilo-noproj")
     return True
 
 
@@ -121,8 +125,8 @@ def bm3d_available() -> bool:
 def method_config(generator: SplitGenerator, setting: Setting, method: str, steps_per_layer: int,
                   sna: bool | None = None) -> SolverConfig:
     """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls."""
-    base = "ilo" if method.startswith("ilo") else method
-    rounds = min(4, generator.num_layers)
+    base = "ilo-auto" if method == "ilo-auto" else "ilo" if method.startswith("ilo") else method
+    rounds = default_rounds(generator)
     overrides: dict = {"preview_every": 1_000_000}
     if method == "ilo-noproj":
         overrides["l1_projection"] = False
@@ -195,6 +199,10 @@ def solve_batch(generator: SplitGenerator, problem: Problem, config: SolverConfi
     solver = ILOSolver(generator, problem.operator, problem.observation, config)
     for _ in solver.run():
         pass
+    return _best_or_nan(generator, solver)
+
+
+def _best_or_nan(generator: SplitGenerator, solver: ILOSolver) -> Tensor:
     nan = torch.full((1, 3, generator.resolution, generator.resolution), math.nan)
     return torch.cat([nan if b is None else b.image for b in solver.best]).to(generator.device)
 
@@ -217,6 +225,12 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
             result, steps = bm3d_denoise(problem.observation, setting.params["sigma"]), 0
         elif method in CLASSICAL_INPAINTING:
             result, steps = classical_inpaint(problem, method), 0
+        elif method == "ilo-auto":
+            config = method_config(generator, setting, method, steps_per_layer, sna)
+            auto = AutoSolve(generator, problem.operator, problem.observation, config, seed=seed)
+            for _ in auto.run():
+                pass
+            result, steps = _best_or_nan(generator, auto.solver), auto.work_steps
         else:
             config = method_config(generator, setting, method, steps_per_layer, sna)
             result, steps = solve_batch(generator, problem, config), config.total_steps
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    steps = args.steps if args.steps is not None else (10 if args.quick else 50)
+    steps = args.steps if args.steps is not None else (10 if args.quick else STEPS_PER_ROUND)
     samples = args.samples if args.samples is not None else (1 if args.quick else 6)
     if steps < 1 or samples < 0 or args.seeds < 1:
         parser.error("--steps and --seeds must be >= 1, --samples >= 0")
@@ -317,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python -m ilo_core.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
             "generator": args.generator, "generator_kind": generator.kind, "resolution": generator.resolution,
             "device": str(generator.device), "quick": args.quick, "steps_per_layer": steps,
-            "rounds": min(4, generator.num_layers), "total_steps": steps * min(4, generator.num_layers),
+            "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),
             "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
             "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -49,6 +49,7 @@ class Progress:
     image: Tensor | None = None    # current generation [B, 3, R, R] in [-1, 1] (CPU), every few steps
     message: str | None = None     # e.g. a NaN report
     elapsed: float = 0.0
+    phase: str | None = None       # what part of a multi-part solve this is (e.g. ilo-auto's candidates)
 
 
 def lr_schedule(base: float, step: int, steps: int) -> float:
@@ -92,8 +93,10 @@ class ILOSolver:
     """Solve min ||A(G(z)) - y|| over the extended range of a frozen split generator."""
 
     def __init__(self, generator: SplitGenerator, operator: Operator | object, observation: Tensor,
-                 config: SolverConfig | None = None) -> None:
-        """operator: an `Operator`, or any object with a differentiable `.A` (see `as_operator`)."""
+                 config: SolverConfig | None = None, radius_scales: Tensor | None = None) -> None:
+        """operator: an `Operator`, or any object with a differentiable `.A` (see `as_operator`);
+        radius_scales: [B] factors on every l1 radius, one per batch item (candidate settings
+        solved as one batch, `ilo_core.auto`); None = 1."""
         self.generator = generator
         self.operator = operator = as_operator(operator)
         self.A = operator.A
@@ -118,7 +121,15 @@ class ILOSolver:
             raise ValueError("stochastic noise addition needs an operator with a known noise model (denoising)")
         # SNA's draws: seeded per solve, never the global generator
         self._noise_rng = torch.Generator(device=generator.device).manual_seed(self.config.seed + 77_777)
+        if radius_scales is not None:
+            radius_scales = torch.as_tensor(radius_scales, dtype=torch.float32).to(generator.device).reshape(-1)
+            if radius_scales.numel() != self.batch or not bool((radius_scales >= 0).all()):
+                raise ValueError(f"radius_scales needs {self.batch} non-negative factors, one per batch item")
+        self.radius_scales = radius_scales
         self.best: list[Reconstruction | None] = [None] * self.batch
+        # best_after_round[r]: the best iterates over rounds 0..r, per item (what a shorter schedule
+        # returns), kept by single-restart runs
+        self.best_after_round: list[list[Reconstruction | None]] = []
         self.nan_detected = False  # a non-finite loss stopped the last run
         self.finished = False      # the last run went through all its steps
 
@@ -168,10 +179,10 @@ class ILOSolver:
             for name, p in params.state.items():
                 self._project_l1(p, start.state[name], cfg.radius("state", round_index))
 
-    @staticmethod
-    def _project_l1(p: Tensor, start: Tensor, radius: float) -> None:
+    def _project_l1(self, p: Tensor, start: Tensor, radius: float) -> None:
         if math.isfinite(radius):
-            p.copy_(start + project_l1_ball(p - start, radius))
+            scaled = radius if self.radius_scales is None else radius * self.radius_scales.to(p.dtype)
+            p.copy_(start + project_l1_ball(p - start, scaled))
 
     # --- Algorithm 1 ---------------------------------------------------------------
     def run(self) -> Iterator[Progress]:
@@ -182,6 +193,7 @@ class ILOSolver:
         cfg, gen = self.config, self.generator
         self._done, self._t0 = 0, time.perf_counter()
         self.nan_detected, self.finished = False, False
+        self.best_after_round = []
         self._round_starts: dict[int, dict] = {}
         for restart in range(cfg.restarts):
             rng = torch.Generator(device=gen.device).manual_seed(cfg.seed + 1_000_003 * restart)
@@ -211,10 +223,27 @@ class ILOSolver:
         self._round_starts = {r: v for r, v in kept.items() if r <= round_index}
         self.config = config
         self.best = list(snapshot["best"])
+        self.best_after_round = self.best_after_round[:round_index]
         self.nan_detected, self.finished = False, False
         self._noise_rng.set_state(snapshot["noise_rng"])
         self._done, self._t0 = snapshot["done"], time.perf_counter()
         yield from self._rounds(0, round_index, _clone(snapshot["state"]), _clone(snapshot["variables"]))
+        self.finished = not self.nan_detected
+
+    def round_start(self, round_index: int) -> dict | None:
+        """The kept start of a round of the last single-restart run ({"state", "variables", ...}), or None."""
+        return getattr(self, "_round_starts", {}).get(round_index)
+
+    def start_at(self, round_index: int, state: State, variables: Variables) -> Iterator[Progress]:
+        """Run rounds `round_index`... from a given start of that round (the state at split
+        `start_split + round_index - 1` and the variables, batch-first, e.g. another solve's
+        kept round start tiled over candidate settings); single restart."""
+        if self.config.restarts != 1:
+            raise ValueError("start_at runs one restart")
+        self._done, self._t0 = 0, time.perf_counter()
+        self.nan_detected, self.finished = False, False
+        self.best_after_round, self._round_starts = [], {}
+        yield from self._rounds(0, round_index, _clone(state), _clone(variables))
         self.finished = not self.nan_detected
 
     def _rounds(self, restart: int, first: int, state: State, variables: Variables) -> Iterator[Progress]:
@@ -255,11 +284,19 @@ class ILOSolver:
                 preview = step % cfg.preview_every == 0 or step == steps - 1
                 yield self._event(restart, r, split, step, steps, self._done, total, losses,
                                   x if preview else None, self._t0)
+            self._record_round(r)
             # the round's variables carry on
             state = {**state, **{k: v.detach() for k, v in params.state.items()}}
             variables.update({k: v.detach() for k, v in params.variables.items()})
             if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
                 variables, state = self._project_to_range(split, r, state, variables)
+
+    def _record_round(self, r: int) -> None:
+        """best_after_round[r] = the best iterates over rounds 0..r (single-restart runs)."""
+        if self.config.restarts == 1:
+            while len(self.best_after_round) < r:  # rounds this solver did not run (see start_at)
+                self.best_after_round.append([None] * self.batch)
+            self.best_after_round[r:] = [list(self.best)]
 
     def _round_parameters(self, split: int, r: int, state: State, variables: Variables) -> RoundTensors:
         """Leaf tensors optimized this round: the state at the split and the active variables."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
@@ -28,7 +29,7 @@ from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, sa
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
 
-METHOD_LABELS = {"ILO": "ilo", "CSGM-MSE (PULSE-style)": "csgm-mse", "CSGM-LPIPS": "csgm-lpips",
+METHOD_LABELS = {"ILO": "ilo", "ILO, auto radii": "ilo-auto", "CSGM-MSE (PULSE-style)": "csgm-mse", "CSGM-LPIPS": "csgm-lpips",
                  "CSGM-MSE+LPIPS": "csgm-mse-lpips", "Compare ILO vs CSGM-MSE": "compare"}
 TASK_LABELS = {"Inpainting (paint the region)": "inpaint", "Random inpainting": "random-inpaint",
                "Super-resolution": "super-resolution", "Denoising": "denoise",
@@ -352,9 +353,13 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
     for label, cfg in configs.items():
         if stop.is_set():
             break
+        auto = None
         if rerun and label in rerun:
             solver, first_round = rerun[label]
             run = solver.rerun_from(first_round, cfg)
+        elif cfg.method == "ilo-auto":  # chooses its radii and rounds on held-out observations
+            auto = AutoSolve(generator, problem.operator, problem.observation, cfg, seed=cfg.seed)
+            solver, run = auto.solver, auto.run()
         else:
             solver = ILOSolver(generator, problem.operator, problem.observation, cfg)
             run = solver.run()
@@ -377,12 +382,15 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
                 left = event.elapsed / event.done * (event.total - event.done)
                 yield Update(
                     preview=None if event.image is None else tensor_to_uint8(event.image),
-                    status=(f"**{label}** · layer {event.split} (round {event.round_index + 1}/{cfg.rounds}) · "
+                    status=(f"**{label}** · {event.phase + ' · ' if event.phase else ''}"
+                            f"layer {event.split} (round {event.round_index + 1}/{cfg.rounds}) · "
                             f"step {event.step + 1}/{event.round_steps} · total {event.done}/{event.total} · "
                             f"measurement MSE {event.losses['measurement_mse']:.5f} · {event.elapsed:.1f} s, "
                             f"about {left:.0f} s left"),
                     curve=list(curve))
         seconds = time.perf_counter() - started
+        if auto is not None and auto.choices and not note:
+            note = auto.choices[0].describe()
         best = solver.best[0]
         if best is None:
             if stop.is_set():

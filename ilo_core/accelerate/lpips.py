@@ -29,7 +29,7 @@ class _NormalizedFeatureDistance(torch.autograd.Function):
     """sum_k mean_hw sum_c w_kc (unit_normalize(f_k) - t_k)^2 -> [B], for fixed targets t_k.
 
     One node with a written-out backward instead of about fifteen small autograd nodes per
-    slice (about 0.5 ms less per 64 px alex step on CPU). For u = f / (r + EPS), r = |f|:
+    slice. For u = f / (r + EPS), r = |f|:
     df = du / (r + EPS) - u (u . du) / r. At a pixel whose features are all zero (r = 0)
     the gradient is taken as 0; autograd's formula gives NaN there.
     """

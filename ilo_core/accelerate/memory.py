@@ -3,9 +3,8 @@
 glibc's malloc hands every block over 32 MB straight back to the kernel when it is freed,
 and a new block of that size costs one page fault per 4 KB when it is first written. At
 1024 px a StyleGAN-2 pass allocates and frees tens of such tensors (a [1, 32, 1024, 1024]
-float32 map is 128 MB), so on CPU a pass spent more time in page faults than in arithmetic:
-2.2 million faults per forward + input-gradient pass, 10 s before and 3.9 s after (measured
-with `python -m ilo_core.benchmark --generator stylegan2-1024-2`). Raising malloc's mmap and
+float32 map is 128 MB), so on CPU a pass spent more time in page faults than in arithmetic
+(docs/benchmark.md has the figures). Raising malloc's mmap and
 trim thresholds keeps that memory for reuse; one arena makes threads (a web server's
 workers) share it. The process then keeps its peak size instead of shrinking after a run.
 

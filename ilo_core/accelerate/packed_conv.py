@@ -4,12 +4,8 @@
 on every call, and the activation after them is a separate pass. `PackedConvolution`
 reorders the weight once into oneDNN's blocked layout, fuses the activation into the
 convolution, and prepacks the weight of the input gradient too (which is itself a
-convolution). Measured on this project's 2-core CPU, timed in turn against the plain
-modules (forward + input gradient, batch 1):
-  - LPIPS trunk + distance, each conv + ReLU pair packed: alex 64 px 9.6 -> 7.1 ms,
-    256 px 50.8 -> 47.0 ms; vgg 64 px 70.7 -> 51.1 ms, 256 px 671 -> 645 ms (the trunk
-    now runs as one autograd node over these convolutions: `ilo_core.accelerate.packed_trunk`);
-  - the DigiFace DCGAN, all five stages: 13.0-14.5 -> 7.8-8.7 ms.
+convolution). The LPIPS trunk (`packed_trunk`) and the DCGAN's stages (`dcgan`) run on it;
+docs/benchmark.md has the figures, timed in turn against the plain modules.
 
 oneDNN's blocked layout depends on the input's shape: a weight packed for other spatial
 sizes is reordered again on every call (far slower than not packing). So the packed

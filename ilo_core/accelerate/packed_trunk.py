@@ -9,13 +9,11 @@ prepacked convolution, `ilo_core.accelerate.packed_conv`). Two more changes:
     convolution on the space-to-depth rearranged input (`F.pixel_unshuffle`): 3 x 3 over
     48 channels instead of 11 x 11 over 3. It computes 19 % more products (a 12 x 12
     kernel), but its input gradient is then a prepacked convolution too, where torch's
-    strided backward takes a slow path: alex's conv1 forward + input gradient at 64 px
-    1.35 -> 0.8 ms.
+    strided backward takes a slow path.
   - The input scaling (x - shift) / scale: the division is folded into the first
     convolution's weights (exact up to rounding, as the zero padding of (x - shift) / scale
     is that of x - shift), the subtraction stays (its gradient is the identity).
-Measured on this project's 2-core CPU, timed in turn against the per-layer packed trunk
-(alex, 64 px, forward + input gradient): 7.1 -> 5.7 ms.
+docs/benchmark.md has the figures, against the per-layer packed trunk.
 """
 
 from __future__ import annotations

@@ -1,0 +1,82 @@
+"""Self-tuned ILO (`ilo_core.auto`): held-out measurements, candidates as one batch, the choice kept."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ilo_core.auto import SCALES, AutoSolve, MaskedMeasurements, held_out_split, held_out_mse
+from ilo_core.config import SolverConfig
+from ilo_core.defaults import default_config
+from ilo_core.operators import CompressedSensing, Inpainting, RandomInpainting
+from ilo_core.problems import simulate
+
+
+def test_a_holes_held_out_ring_is_observed_pixels_next_to_it():
+    op = Inpainting.box(64, 20, 20, 10, 10)
+    y = torch.zeros(1, 3, 64, 64)
+    train, held, text = held_out_split(op, y)
+    ring = held[0, 0]
+    assert "ring" in text and ring.any()
+    assert not (ring & ~op.keep[0, 0]).any()                  # only observed pixels are held out
+    assert not (train.keep[0, 0] & ring).any()                # ... and the candidates do not see them
+    assert (train.keep[0, 0] | ring).equal(op.keep[0, 0])
+    rows, cols = ring.nonzero(as_tuple=True)
+    assert rows.min() >= 20 - 4 and rows.max() < 30 + 4 and cols.min() >= 20 - 4 and cols.max() < 30 + 4
+
+
+@pytest.mark.parametrize("op", [RandomInpainting(64, 0.3, seed=1), CompressedSensing((3, 16, 16), 0.5, seed=1)],
+                         ids=["random-pixels", "compressed-sensing"])
+def test_random_measurements_hold_out_about_fifteen_percent(op):
+    x = torch.rand(1, 3, op.keep.shape[-1], op.keep.shape[-1]) if isinstance(op, Inpainting) else torch.rand(1, 3, 16, 16)
+    y = op.A(x)
+    train, held, _ = held_out_split(op, y)
+    observed = op.keep.expand_as(y) if isinstance(op, Inpainting) else torch.ones_like(y, dtype=torch.bool)
+    share = held.float().sum() / observed.float().sum()
+    assert 0.1 < float(share) < 0.2
+    if isinstance(train, MaskedMeasurements):
+        assert torch.equal(train.A(x)[held], torch.zeros(int(held.sum())))
+    assert float(held_out_mse(op, x, y, held)[0]) < 1e-10      # the clean image explains the held-out part
+
+
+def test_auto_solve_chooses_per_image_and_saves_its_choice(dcgan, faces64):
+    clean = torch.cat(faces64[:2])
+    missing = torch.zeros(64, 64, dtype=torch.bool)
+    missing[18:32, 12:52] = True
+    problem = simulate("inpaint", clean, mask=missing)
+    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[6, 6, 6, 6], preview_every=10**6)
+    auto = AutoSolve(dcgan, problem.operator, problem.observation, config)
+    events = list(auto.run())
+    assert len(events) == auto.total_steps and events[-1].done == auto.total_steps
+    assert auto.work_steps <= 2 * config.total_steps  # at most twice a default solve's work
+    assert len(auto.choices) == 2
+    for b, choice in enumerate(auto.choices):
+        assert choice.radius_scale in SCALES and 2 <= choice.rounds <= 4
+        assert len(choice.candidates) == len(SCALES) * 3
+        assert choice.held_out_mse == min(c["held_out_mse"] for c in choice.candidates)
+        best = auto.solver.best[b]
+        assert best is not None and best.round_index < choice.rounds
+        saved = SolverConfig.from_dict(best.config)
+        assert saved.method == "ilo-auto" and saved.rounds == choice.rounds
+        assert saved.radii["state"][1] == pytest.approx(config.radii["state"][1] * choice.radius_scale)
+    assert torch.isfinite(auto.best_image()).all()
+
+
+def test_candidate_radius_scales_are_per_item_radii(dcgan):
+    from ilo_core.solver import ILOSolver
+
+    op = Inpainting.box(64, 20, 20, 20, 20)
+    y = op.A(dcgan.render(dcgan.sample_variables(1, torch.Generator().manual_seed(0)))).repeat(2, 1, 1, 1)
+    cfg = SolverConfig(steps=(3, 5), lpips_weight=0.0, geodesic_weight=0.0, radii={"state": [None, 50.0]})
+    solver = ILOSolver(dcgan, op, y, cfg, radius_scales=torch.tensor([0.0, 1.0]))
+    for _ in solver.run():
+        pass
+    frozen, free = solver.best_after_round[1]
+    start = solver.round_start(1)
+    assert frozen is not None and free is not None
+    with torch.no_grad():
+        h0 = dcgan.state_at(1, {k: v[:1] for k, v in start["variables"].items()})["features"]
+    assert (frozen.state["features"] - h0).abs().max() < 1e-5   # a zero radius keeps the state where it started
+    assert (free.state["features"] - h0).abs().sum() > 1.0
+    with pytest.raises(ValueError, match="radius_scales"):
+        ILOSolver(dcgan, op, y, cfg, radius_scales=torch.tensor([1.0]))
