@@ -72,7 +72,7 @@ def grid(resolution: int, quick: bool = False) -> list[Setting]:
     settings: list[Setting] = []
     for p in ([0.10] if quick else [0.01, 0.05, 0.10, 0.25, 0.50]):
         settings.append(Setting("random-inpaint", f"{p:.0%}", 100 * p, {"observed": p}))
-    for shape in (["box"] if quick else ["box", "strokes"]):
+    for shape in (["box"] if quick else ["box", "eyes", "strokes", "half"]):
         settings.append(Setting("inpaint", shape, 0.0, {"mask": inpainting_mask(shape, resolution)}))
     for sigma in ([25] if quick else [5, 15, 25, 50, 100]):
         settings.append(Setting("denoise", f"sigma {sigma}", float(sigma), {"sigma": float(sigma)}))
@@ -86,11 +86,14 @@ def grid(resolution: int, quick: bool = False) -> list[Setting]:
 
 
 def inpainting_mask(shape: str, size: int, seed: int = 7) -> Tensor:
-    """[size, size] bool, True = missing: "box" covers mouth and chin; "strokes" are three
-    painted brush strokes (fixed seed) like a person paints in the app."""
-    if shape == "box":
+    """[size, size] bool, True = missing: "box" covers mouth and chin; "eyes" a box over both
+    eyes (11.7 % of the image); "strokes" are three painted brush strokes (fixed seed) like a
+    person paints in the app; "half" the right half of the face."""
+    boxes = {"box": (0.55, 0.85, 0.25, 0.75), "eyes": (0.30, 0.48, 0.18, 0.83), "half": (0.0, 1.0, 0.5, 1.0)}
+    if shape in boxes:
+        top, bottom, left, right = boxes[shape]
         mask = torch.zeros(size, size, dtype=torch.bool)
-        mask[int(0.55 * size):int(0.85 * size), int(0.25 * size):int(0.75 * size)] = True
+        mask[int(top * size):int(bottom * size), int(left * size):int(right * size)] = True
         return mask
     if shape == "strokes":
         canvas = Image.new("L", (size, size), 0)
@@ -123,11 +126,12 @@ def bm3d_available() -> bool:
 
 
 def method_config(generator: SplitGenerator, setting: Setting, method: str, steps_per_layer: int,
-                  sna: bool | None = None) -> SolverConfig:
-    """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls."""
+                  sna: bool | None = None, seed: int = 0) -> SolverConfig:
+    """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls.
+    `seed` seeds the solver's starting point (the evaluation's --seeds vary it with the observation)."""
     base = "ilo-auto" if method == "ilo-auto" else "ilo" if method.startswith("ilo") else method
     rounds = default_rounds(generator)
-    overrides: dict = {"preview_every": 1_000_000}
+    overrides: dict = {"preview_every": 1_000_000, "seed": seed}
     if method == "ilo-noproj":
         overrides["l1_projection"] = False
     if sna is not None:
@@ -226,13 +230,13 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
         elif method in CLASSICAL_INPAINTING:
             result, steps = classical_inpaint(problem, method), 0
         elif method == "ilo-auto":
-            config = method_config(generator, setting, method, steps_per_layer, sna)
+            config = method_config(generator, setting, method, steps_per_layer, sna, seed)
             auto = AutoSolve(generator, problem.operator, problem.observation, config, seed=seed)
             for _ in auto.run():
                 pass
             result, steps = _best_or_nan(generator, auto.solver), auto.work_steps
         else:
-            config = method_config(generator, setting, method, steps_per_layer, sna)
+            config = method_config(generator, setting, method, steps_per_layer, sna, seed)
             result, steps = solve_batch(generator, problem, config), config.total_steps
         seconds = (time.perf_counter() - t0) / len(images)
         results[method + label_suffix] = result.cpu()

@@ -80,3 +80,43 @@ def test_candidate_radius_scales_are_per_item_radii(dcgan):
     assert (free.state["features"] - h0).abs().sum() > 1.0
     with pytest.raises(ValueError, match="radius_scales"):
         ILOSolver(dcgan, op, y, cfg, radius_scales=torch.tensor([1.0]))
+
+
+def test_the_cli_reports_the_choice(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import FACES, ROOT
+
+    mask = np.zeros((128, 128), dtype=np.uint8)
+    mask[40:60, 20:108] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = subprocess.run([sys.executable, "-m", "ilo_core", "solve", "--image", str(FACES / "astronaut_face.png"),
+                          "--task", "inpaint", "--mask", str(tmp_path / "mask.png"), "--method", "ilo-auto",
+                          "--steps", "5,5,5,5", "--out", str(tmp_path / "out.png"), "--report",
+                          str(tmp_path / "report.json"), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "auto radii: every radius x" in out.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["method"] == "ilo-auto" and report["auto"]["radius_scale"] in SCALES
+    assert "ring" in report["auto"]["held_out"] and len(report["auto"]["candidates"]) == 3 * len(SCALES)
+
+
+def test_the_page_logic_runs_auto_radii_and_says_what_it_chose(dcgan, faces64, tmp_path):
+    from ilo_core.studio import METHOD_LABELS, StopFlag, build_config, run_job
+
+    assert METHOD_LABELS["ILO, auto radii"] == "ilo-auto"
+    missing = torch.zeros(64, 64, dtype=torch.bool)
+    missing[40:52, 16:48] = True
+    problem = simulate("inpaint", faces64[0], mask=missing)
+    cfg = build_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], radii={"state": [0, 300, 600, 1200]},
+                       observed_pct=10, mse_weight=1, lpips_weight=0, geodesic_weight=0, lr=0.1, seed=0)
+    updates = list(run_job(dcgan, problem, {"ILO, auto radii": cfg}, StopFlag(), tmp_path, min_interval=0))
+    final = updates[-1].final
+    assert final is not None and "auto radii: every radius x" in final["results"]["ILO, auto radii"]["note"]
+    assert any("trying radius scales" in u.status for u in updates[:-1])
