@@ -24,7 +24,7 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGNMENT_METHODS
-from ilo_core.defaults import (DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STEPS_PER_ROUND, STYLEGAN_RADII,
+from ilo_core.defaults import (DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_RADII,
                                default_geodesic_weight, default_lpips_weight, default_rounds, default_steps)
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
@@ -143,6 +143,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
     step_seconds = seconds_per_step(generator)
 
+    def task_steps(task_name: str) -> list[int]:
+        """The default steps of each layer's slider for a task (0: the schedule ends before it)."""
+        steps = default_steps(generator, task_name)
+        return steps + [0] * (rounds - len(steps))
+
     def estimate_text(total_steps: int) -> str:
         return (f"About **{total_steps * step_seconds:.0f} s** for {total_steps} steps on this {generator.device.type} "
                 f"({step_seconds * 1000:.0f} ms per step, measured at start-up).")
@@ -187,7 +192,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     step_sliders, radius_sliders = [], {g: [] for g in groups}
                     for r in range(rounds):
                         with gr.Row():
-                            step_sliders.append(gr.Slider(0, 300, value=STEPS_PER_ROUND, step=5, label=f"layer {r}: steps",
+                            step_sliders.append(gr.Slider(0, 300, value=task_steps(TASK_LABELS[task.value])[r], step=1,
+                                                          label=f"layer {r}: steps",
                                                           info=None if r == 0 else "0 ends the schedule here: "
                                                           "this layer and every later one are skipped"))
                             for g, values in groups.items():
@@ -236,7 +242,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             return (gr.update(visible=t == "random-inpaint"), gr.update(visible=t == "super-resolution"),
                     gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"),
                     follow_observed(task_label, observed_pct),
-                    gr.update(choices=choices, value=method_label if method_label in choices else "ILO"))
+                    gr.update(choices=choices, value=method_label if method_label in choices else "ILO"),
+                    *task_steps(t))
 
         def follow_observed(task_label: str, observed_pct: float):
             return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
@@ -400,7 +407,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             with last_lock:
                 last_runs.pop(request.session_hash, None)
 
-        task.change(show_params, [task, observed, method], [observed, factor, sigma, measurements, lpips_w, method])
+        task.change(show_params, [task, observed, method],
+                    [observed, factor, sigma, measurements, lpips_w, method, *step_sliders])
         observed.change(follow_observed, [task, observed], lpips_w)
         editor.upload(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name="upload")
         alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)

@@ -11,7 +11,9 @@ here otherwise. `auto_solve` chooses by held-out measurement error:
 3. The candidates, as one batch: every radius times each of SCALES, rounds 1.. with
    CANDIDATE_STEP_FRACTION of the steps, on the observations without the held-out part.
    Each candidate's best iterate after every round is scored on the held-out part, so
-   "which round's iterate to keep" (how many rounds) is chosen too, at no extra cost.
+   "which round's iterate to keep" (how many rounds) is chosen too, at no extra cost. The
+   lowest held-out error wins if it is below MARGIN x the default schedule's; else the
+   default is kept (and the result is then bit-identical to plain ILO's).
 4. Rounds 1.. again, on all observations, with the chosen scale, from the same start; the
    answer is the best iterate up to the chosen round.
 
@@ -39,6 +41,8 @@ SCALES = (0.25, 1.0, 4.0)       # candidate factors on every l1 radius
 CANDIDATE_STEP_FRACTION = 0.4   # candidates run rounds >= 1 with this fraction of the steps
 HELD_OUT_FRACTION = 0.15        # random measurements held out (not a painted hole)
 RING_FRACTION = 1 / 16          # a hole's held-out ring: this fraction of the image side wide
+MARGIN = 0.9                    # another candidate is chosen only if its held-out MSE is below MARGIN x
+                                # the default schedule's (radius x 1, every round): no change without evidence
 
 
 @dataclass
@@ -183,9 +187,7 @@ class AutoSolve:
             return
         self.choices = []
         for b in range(batch):
-            finite = [row for row in table[b] if math.isfinite(row["held_out_mse"])]
-            best = min(finite or table[b], key=lambda row: (row["held_out_mse"], -row["rounds"]))
-            self.choices.append(AutoChoice(best["radius_scale"], best["rounds"], best["held_out_mse"], held_text, table[b]))
+            self.choices.append(choose(table[b], cfg.rounds, held_text))
         # 3. rounds 1.. on all observations with the chosen scales, from the same start
         rounds = max(c.rounds for c in self.choices)
         self.total_steps = done + sum(cfg.steps[1:rounds])
@@ -208,6 +210,17 @@ class AutoSolve:
 
     def best_image(self) -> Tensor:
         return self.solver.best_image()
+
+
+def choose(candidates: list[dict], rounds: int, held_out: str, margin: float = MARGIN) -> AutoChoice:
+    """The candidate with the lowest held-out MSE, if it is below `margin` x the default
+    schedule's (radius x 1, all `rounds`); else the default."""
+    finite = [row for row in candidates if math.isfinite(row["held_out_mse"])] or candidates
+    best = min(finite, key=lambda row: (row["held_out_mse"], -row["rounds"]))
+    default = [row for row in finite if row["radius_scale"] == 1.0 and row["rounds"] == rounds]
+    if default and not best["held_out_mse"] < margin * default[0]["held_out_mse"]:
+        best = default[0]
+    return AutoChoice(best["radius_scale"], best["rounds"], best["held_out_mse"], held_out, candidates)
 
 
 def _tile(t: Tensor, k: int) -> Tensor:

@@ -29,7 +29,7 @@ from ilo_core.atomic import write_json
 from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import METHODS as SOLVER_METHODS
-from ilo_core.defaults import STEPS_PER_ROUND, default_config, default_rounds
+from ilo_core.defaults import STEPS_PER_ROUND, default_config, default_rounds, default_steps
 from ilo_core.facecrop import face_crop
 from ilo_core.generators import load_generator
 from ilo_core.generators.base import SplitGenerator
@@ -130,14 +130,13 @@ def method_config(generator: SplitGenerator, setting: Setting, method: str, step
     """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls.
     `seed` seeds the solver's starting point (the evaluation's --seeds vary it with the observation)."""
     base = "ilo-auto" if method == "ilo-auto" else "ilo" if method.startswith("ilo") else method
-    rounds = default_rounds(generator)
     overrides: dict = {"preview_every": 1_000_000, "seed": seed}
     if method == "ilo-noproj":
         overrides["l1_projection"] = False
     if sna is not None:
         overrides["sna"] = sna
     return default_config(generator, setting.task, base, observed=setting.params.get("observed"),
-                          steps=[steps_per_layer] * rounds, **overrides)
+                          steps=default_steps(generator, setting.task, steps_per_layer), **overrides)
 
 
 def bm3d_denoise(observation: Tensor, sigma255: float) -> Tensor:
@@ -224,7 +223,7 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
     for method in methods:
         if not applicable(method, setting.task):
             continue
-        t0 = time.perf_counter()
+        t0, auto = time.perf_counter(), None
         if method == "bm3d":
             result, steps = bm3d_denoise(problem.observation, setting.params["sigma"]), 0
         elif method in CLASSICAL_INPAINTING:
@@ -240,7 +239,10 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
             result, steps = solve_batch(generator, problem, config), config.total_steps
         seconds = (time.perf_counter() - t0) / len(images)
         results[method + label_suffix] = result.cpu()
-        for image, metrics in zip(images, evaluate_batch(result, problem, lpips)):
+        chosen = auto.choices if method == "ilo-auto" and auto.choices else [None] * len(images)
+        for image, metrics, choice in zip(images, evaluate_batch(result, problem, lpips), chosen):
+            if choice is not None:
+                metrics = {**metrics, "auto_radius_scale": choice.radius_scale, "auto_rounds": choice.rounds}
             records.append({"experiment": experiment, "image": image.name, "image_kind": image.kind,
                             "task": setting.task, "level": setting.level, "x": setting.x,
                             "method": method + label_suffix, "seed": seed, "steps": steps,

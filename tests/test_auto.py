@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ilo_core.auto import SCALES, AutoSolve, MaskedMeasurements, held_out_split, held_out_mse
+from ilo_core.auto import MARGIN, SCALES, AutoSolve, MaskedMeasurements, choose, held_out_mse, held_out_split
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.operators import CompressedSensing, Inpainting, RandomInpainting
@@ -53,13 +53,23 @@ def test_auto_solve_chooses_per_image_and_saves_its_choice(dcgan, faces64):
     for b, choice in enumerate(auto.choices):
         assert choice.radius_scale in SCALES and 2 <= choice.rounds <= 4
         assert len(choice.candidates) == len(SCALES) * 3
-        assert choice.held_out_mse == min(c["held_out_mse"] for c in choice.candidates)
+        lowest = min(c["held_out_mse"] for c in choice.candidates)
+        default = next(c for c in choice.candidates if c["radius_scale"] == 1.0 and c["rounds"] == 4)
+        assert choice.held_out_mse == (lowest if lowest < MARGIN * default["held_out_mse"] else default["held_out_mse"])
         best = auto.solver.best[b]
         assert best is not None and best.round_index < choice.rounds
         saved = SolverConfig.from_dict(best.config)
         assert saved.method == "ilo-auto" and saved.rounds == choice.rounds
         assert saved.radii["state"][1] == pytest.approx(config.radii["state"][1] * choice.radius_scale)
     assert torch.isfinite(auto.best_image()).all()
+
+
+def test_another_schedule_needs_clearly_lower_held_out_error_than_the_default():
+    rows = [{"radius_scale": 1.0, "rounds": 4, "held_out_mse": 0.010},
+            {"radius_scale": 4.0, "rounds": 3, "held_out_mse": 0.0095}]
+    assert (choose(rows, 4, "").radius_scale, choose(rows, 4, "").rounds) == (1.0, 4)   # 5 % better: not enough
+    rows[1]["held_out_mse"] = 0.008
+    assert (choose(rows, 4, "").radius_scale, choose(rows, 4, "").rounds) == (4.0, 3)
 
 
 def test_candidate_radius_scales_are_per_item_radii(dcgan):
