@@ -218,12 +218,13 @@ def write_report(out: Path, data: dict) -> Path:
              f"Command: `{meta['command']}` (started {meta['started']}, {meta.get('seconds_total', 0):.0f} s in all, "
              f"device `{meta['device']}`, torch {meta['torch']}, {meta['threads']} threads).", "",
              f"- Step budget: every iterative method takes **{meta['total_steps']} steps** per image "
-             f"(ILO: {meta['steps_per_layer']} on each of {meta['rounds']} layers; CSGM: {meta['total_steps']} in "
+             f"(ILO: {meta['steps_per_layer']} on each of {meta['rounds']} layers, or the same budget over fewer where the "
+             f"defaults say so (painted / box holes on the DCGAN: 3); ilo-auto: at most twice it; CSGM: {meta['total_steps']} in "
              f"latent space). BM3D is not iterative" + ("." if meta["bm3d"] else "; the `bm3d` package is not installed, "
                                                          "so it is left out."),
              f"- Images: {', '.join(im['name'] + ' (' + im['kind'] + ')' for im in meta['images'])}. "
              f"Samples are generator renders of held-out seeds {meta['held_out_seed']}+i.",
-             f"- Observation seeds: {meta['seeds']} (operator randomness = seed, noise = seed + 1).",
+             f"- Seeds: {meta['seeds']} (operator randomness and the solver's start = seed, noise = seed + 1).",
              "- Denoising uses Stochastic Noise Addition in every iterative method (the project's default).",
              "- Metrics against the clean image: true MSE and PSNR in [0, 1] pixel units, LPIPS (alex). "
              "All images of a setting are solved as one batch; `seconds` in results.json is the batch's wall "
