@@ -210,7 +210,8 @@ class ILOSolver:
         `config` may differ from the finished run's only in what rounds >= round_index use
         (their steps, radii and learning rates; rounds may be added or dropped after it).
         With unchanged settings the result is bit-identical to the full run; the rounds
-        before `round_index` are not re-run and their results stay as they were.
+        before `round_index` are not re-run and their results stay as they were. A finished
+        run also keeps where its next round would start, so rounds can be added after it.
         """
         config = config.validate(self.generator.num_layers)
         kept = getattr(self, "_round_starts", {})
@@ -290,6 +291,11 @@ class ILOSolver:
             variables.update({k: v.detach() for k, v in params.variables.items()})
             if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
                 variables, state = self._project_to_range(split, r, state, variables)
+        if cfg.restarts == 1 and not cfg.range_projection_steps and not self.nan_detected:
+            # where a longer schedule's next round would start: rerun_from(cfg.rounds, longer) adds rounds
+            self._round_starts[cfg.rounds] = {"state": _clone(state), "variables": _clone(variables),
+                                              "best": list(self.best), "noise_rng": self._noise_rng.get_state(),
+                                              "done": self._done}
 
     def _record_round(self, r: int) -> None:
         """best_after_round[r] = the best iterates over rounds 0..r (single-restart runs)."""

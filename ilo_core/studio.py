@@ -354,7 +354,7 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
         if stop.is_set():
             break
         auto = None
-        if rerun and label in rerun:
+        if rerun and label in rerun and rerun[label][0].round_start(rerun[label][1]) is not None:
             solver, first_round = rerun[label]
             run = solver.rerun_from(first_round, cfg)
         elif cfg.method == "ilo-auto":  # chooses its radii and rounds on held-out observations

@@ -210,6 +210,16 @@ def test_rerun_from_a_round_with_unchanged_settings_is_bit_identical_to_the_full
     assert {e.round_index for e in events} == {2, 3} and len(events) == 10
 
 
+def test_a_finished_run_can_be_extended_by_a_round_bit_identically_to_the_longer_run(dcgan, faces64):
+    short, config = _inpaint_solver(dcgan, faces64, steps=(5, 5, 5))
+    list(short.run())
+    longer, longer_config = _inpaint_solver(dcgan, faces64, steps=(5, 5, 5, 5))
+    list(longer.run())
+    events = list(short.rerun_from(3, longer_config))
+    assert {e.round_index for e in events} == {3} and len(events) == 5
+    assert torch.equal(short.best_image(), longer.best_image())
+
+
 def test_rerun_from_round_k_leaves_the_earlier_rounds_untouched(dcgan, faces64):
     import dataclasses
 
