@@ -10,10 +10,13 @@ here otherwise. `auto_solve` chooses by held-out measurement error:
 2. Round 0 (CSGM) once, on all observations: every candidate starts round 1 from it.
 3. The candidates, as one batch: every radius times each of SCALES, rounds 1.. with
    CANDIDATE_STEP_FRACTION of the steps, on the observations without the held-out part.
-   Each candidate's best iterate after every round is scored on the held-out part, so
+   Each candidate's best iterate after every round is scored on the held-out part (for
+   inpainting: the whole image's expected error, the observed share by the fit to the
+   pixels it saw, the missing share by the held-out pixels), so
    "which round's iterate to keep" (how many rounds) is chosen too, at no extra cost. The
-   lowest held-out error wins if it is below MARGIN x the default schedule's; else the
-   default is kept (and the result is then bit-identical to plain ILO's).
+   lowest estimated error wins if it beats the default schedule's by EVIDENCE standard
+   errors (paired, entry by entry); else the default is kept (and the result is then
+   bit-identical to plain ILO's).
 4. Rounds 1.. again, on all observations, with the chosen scale, from the same start; the
    answer is the best iterate up to the chosen round.
 
@@ -41,8 +44,8 @@ SCALES = (0.25, 1.0, 4.0)       # candidate factors on every l1 radius
 CANDIDATE_STEP_FRACTION = 0.4   # candidates run rounds >= 1 with this fraction of the steps
 HELD_OUT_FRACTION = 0.15        # random measurements held out (not a painted hole)
 RING_FRACTION = 1 / 16          # a hole's held-out ring: this fraction of the image side wide
-MARGIN = 0.9                    # another candidate is chosen only if its held-out MSE is below MARGIN x
-                                # the default schedule's (radius x 1, every round): no change without evidence
+EVIDENCE = 2.0                  # another schedule must beat the default's (radius x 1, every round) estimated
+                                # error by this many standard errors (paired over the scored pixels)
 
 
 @dataclass
@@ -51,16 +54,16 @@ class AutoChoice:
 
     radius_scale: float
     rounds: int                      # rounds 0 .. rounds - 1; the best iterate among them is the answer
-    held_out_mse: float
+    held_out_mse: float              # the chosen candidate's estimated error (see `score_groups`)
     held_out: str                    # what was held out, in words
-    candidates: list[dict]           # {"radius_scale", "rounds", "held_out_mse"} for every candidate
+    candidates: list[dict]           # {"radius_scale", "rounds", "held_out_mse", "gain", "gain_se"} each
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
         return (f"auto radii: every radius x {self.radius_scale:g}, {self.rounds} rounds "
-                f"(held-out MSE {self.held_out_mse:.5f}, {self.held_out})")
+                f"(estimated error {self.held_out_mse:.5f}; held out: {self.held_out})")
 
 
 class MaskedMeasurements(Operator):
@@ -112,6 +115,31 @@ def held_out_mse(operator: Operator, images: Tensor, observation: Tensor, held: 
         err = (operator.A(images.to(observation.device)) - observation).square() * held
     dims = tuple(range(1, err.ndim))
     return err.sum(dims) / held.float().sum(dims).clamp_min(1)
+
+
+def score_groups(operator: Operator, train_op: Operator, held: Tensor) -> list[tuple[Tensor, float]]:
+    """(entries, weight) whose weighted mean squared errors estimate a candidate's error. For
+    inpainting the whole image's: the observed share by the pixels the candidate was fitted
+    to, the missing share by the held-out pixels (which stand for the missing ones).
+    Otherwise the held-out measurements alone."""
+    if not isinstance(operator, Inpainting):
+        return [(held, 1.0)]
+    observed = float(operator.keep.float().mean())
+    return [(held, 1.0 - observed), (train_op.keep.expand_as(held), observed)]
+
+
+def paired_scores(errors: Tensor, default: Tensor, groups: list[tuple[Tensor, float]]) -> tuple[float, float, float]:
+    """(estimated error, its difference to the default's, the difference's standard error)
+    for one item's squared errors `errors` and the default schedule's `default` (its shape)."""
+    estimate = gain = variance = 0.0
+    for mask, weight in groups:
+        d = (errors - default)[mask]
+        if d.numel() == 0:
+            continue
+        estimate += weight * float(errors[mask].mean())
+        gain += weight * float(d.mean())
+        variance += weight ** 2 * float(d.var()) / d.numel() if d.numel() > 1 else 0.0
+    return estimate, gain, math.sqrt(variance)
 
 
 def _candidate_config(config: SolverConfig) -> SolverConfig:
@@ -171,20 +199,29 @@ class AutoSolve:
             done += 1
             yield replace(event, total=self.total_steps, done=done, image=None,
                           phase="trying radius scales " + ", ".join(f"x{s:g}" for s in self.scales))
-        # score every candidate's best iterate after every round on the held-out part
-        table: list[list[dict]] = [[] for _ in range(batch)]
+        # every candidate's best iterate after every round: its squared error per measurement
+        res = self.generator.resolution
+        errors: dict[int, Tensor] = {}
         for r in range(1, cfg.rounds):
             if len(candidates.best_after_round) <= r:
                 break  # a NaN stopped the candidates
-            res = self.generator.resolution
             images = torch.cat([torch.full((1, 3, res, res), math.nan) if b is None else b.image
-                                for b in candidates.best_after_round[r]])
-            errors = held_out_mse(self.operator, images, observations, _tile(held, k))
-            for c, scale in enumerate(self.scales):
-                for b in range(batch):
-                    table[b].append({"radius_scale": scale, "rounds": r + 1, "held_out_mse": float(errors[c * batch + b])})
-        if not all(table):
+                                for b in candidates.best_after_round[r]]).to(observations.device)
+            with torch.no_grad():
+                errors[r] = (self.operator.A(images) - observations).square()
+        if len(errors) < cfg.rounds - 1:
             return
+        groups = score_groups(self.operator, train_op, held)
+        base = self.scales.index(1.0) if 1.0 in self.scales else 0
+        table: list[list[dict]] = [[] for _ in range(batch)]
+        for b in range(batch):
+            default = errors[cfg.rounds - 1][base * batch + b]
+            item_groups = [(mask[b], w) for mask, w in groups]
+            for r, err in errors.items():
+                for c, scale in enumerate(self.scales):
+                    estimate, gain, se = paired_scores(err[c * batch + b], default, item_groups)
+                    table[b].append({"radius_scale": scale, "rounds": r + 1, "held_out_mse": estimate,
+                                     "gain": gain, "gain_se": se})
         self.choices = []
         for b in range(batch):
             self.choices.append(choose(table[b], cfg.rounds, held_text))
@@ -212,14 +249,14 @@ class AutoSolve:
         return self.solver.best_image()
 
 
-def choose(candidates: list[dict], rounds: int, held_out: str, margin: float = MARGIN) -> AutoChoice:
-    """The candidate with the lowest held-out MSE, if it is below `margin` x the default
-    schedule's (radius x 1, all `rounds`); else the default."""
+def choose(candidates: list[dict], rounds: int, held_out: str, evidence: float = EVIDENCE) -> AutoChoice:
+    """The candidate with the lowest estimated error among those that beat the default
+    schedule (radius x 1, all `rounds`) by `evidence` standard errors ("gain" + evidence x
+    "gain_se" < 0); the default when none does."""
     finite = [row for row in candidates if math.isfinite(row["held_out_mse"])] or candidates
-    best = min(finite, key=lambda row: (row["held_out_mse"], -row["rounds"]))
     default = [row for row in finite if row["radius_scale"] == 1.0 and row["rounds"] == rounds]
-    if default and not best["held_out_mse"] < margin * default[0]["held_out_mse"]:
-        best = default[0]
+    better = [row for row in finite if row["gain"] + evidence * row["gain_se"] < 0]
+    best = min(better or default or finite, key=lambda row: (row["held_out_mse"], -row["rounds"]))
     return AutoChoice(best["radius_scale"], best["rounds"], best["held_out_mse"], held_out, candidates)
 
 

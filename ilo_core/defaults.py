@@ -14,10 +14,11 @@ inpainting at 25-50 %, box and painted masks, denoising).
 
 Painted and box holes on the DCGAN take the same 200 steps over three rounds (67, 67, 66)
 instead of four: the fourth round (the 64 x 32 x 32 state, radius 1200) fits the hole's
-border and smooths the hole away. Measured inside the hole (box, eyes, strokes; 2 faces +
-2 samples x 3 solver seeds): 18.53 -> 19.59 dB (Telea 17.32), whole-image true MSE 13.48 ->
-13.68 x 1e-3 (four masks incl. the right half); on 6 generator samples not used for that
-choice: 21.48 -> 21.84 dB (Telea 21.34), true MSE 5.63 -> 5.55 x 1e-3.
+border and smooths the hole away. Hole PSNR over box, eyes and strokes, 3 solver seeds:
+real faces 15.07 -> 15.71 dB (Telea 15.32), 2 samples 18.53 -> 19.59 mixed with the faces,
+6 samples not used for the choice 21.48 -> 21.84 (Telea 21.34); whole-image true MSE (all
+four masks) 14.3 -> 15.3 x 1e-3 on the faces (the observed pixels fit slightly less; the
+page and `--repaired` paste them back anyway), 5.63 -> 5.55 on the unseen samples.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ilo_core.auto import MARGIN, SCALES, AutoSolve, MaskedMeasurements, choose, held_out_mse, held_out_split
+from ilo_core.auto import (EVIDENCE, SCALES, AutoSolve, MaskedMeasurements, choose, held_out_mse, held_out_split,
+                           paired_scores)
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.operators import CompressedSensing, Inpainting, RandomInpainting
@@ -53,9 +54,10 @@ def test_auto_solve_chooses_per_image_and_saves_its_choice(dcgan, faces64):
     for b, choice in enumerate(auto.choices):
         assert choice.radius_scale in SCALES and 2 <= choice.rounds <= 4
         assert len(choice.candidates) == len(SCALES) * 3
-        lowest = min(c["held_out_mse"] for c in choice.candidates)
         default = next(c for c in choice.candidates if c["radius_scale"] == 1.0 and c["rounds"] == 4)
-        assert choice.held_out_mse == (lowest if lowest < MARGIN * default["held_out_mse"] else default["held_out_mse"])
+        assert default["gain"] == 0 and default["gain_se"] == 0
+        better = [c for c in choice.candidates if c["gain"] + EVIDENCE * c["gain_se"] < 0]
+        assert choice.held_out_mse == min(c["held_out_mse"] for c in better or [default])
         best = auto.solver.best[b]
         assert best is not None and best.round_index < choice.rounds
         saved = SolverConfig.from_dict(best.config)
@@ -64,11 +66,18 @@ def test_auto_solve_chooses_per_image_and_saves_its_choice(dcgan, faces64):
     assert torch.isfinite(auto.best_image()).all()
 
 
-def test_another_schedule_needs_clearly_lower_held_out_error_than_the_default():
-    rows = [{"radius_scale": 1.0, "rounds": 4, "held_out_mse": 0.010},
-            {"radius_scale": 4.0, "rounds": 3, "held_out_mse": 0.0095}]
-    assert (choose(rows, 4, "").radius_scale, choose(rows, 4, "").rounds) == (1.0, 4)   # 5 % better: not enough
-    rows[1]["held_out_mse"] = 0.008
+def test_another_schedule_needs_evidence_to_replace_the_default():
+    g = torch.Generator().manual_seed(0)
+    default = torch.rand(200, generator=g)
+    mask = torch.ones(200, dtype=torch.bool)
+    noisy = default + 0.3 * torch.randn(200, generator=g)          # no better on average, noisy
+    clearly = default - 0.2                                        # lower everywhere
+    rows = [{"radius_scale": 1.0, "rounds": 4, **dict(zip(("held_out_mse", "gain", "gain_se"),
+                                                          paired_scores(default, default, [(mask, 1.0)])))},
+            {"radius_scale": 4.0, "rounds": 3, **dict(zip(("held_out_mse", "gain", "gain_se"),
+                                                          paired_scores(noisy - 0.01, default, [(mask, 1.0)])))}]
+    assert (choose(rows, 4, "").radius_scale, choose(rows, 4, "").rounds) == (1.0, 4)
+    rows[1].update(zip(("held_out_mse", "gain", "gain_se"), paired_scores(clearly, default, [(mask, 1.0)])))
     assert (choose(rows, 4, "").radius_scale, choose(rows, 4, "").rounds) == (4.0, 3)
 
 
