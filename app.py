@@ -29,7 +29,7 @@ from ilo_core.defaults import (DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
-from ilo_core.spread import restart_spread, spread_heatmap
+from ilo_core.spread import restart_spread, spread_heatmap, spread_summary
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
                              crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
                              read_editor, run_job, seconds_per_step)
@@ -387,12 +387,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             """The spread of 4 restarts of the first method, as a heat map (after the result)."""
             yield {status: table + "\n\nSolving from 4 random starts to show where it is guessing…"}
             _, spread = restart_spread(generator, problem, next(iter(configs.values())))
-            summary = f"Spread of 4 restarts: {float(spread.mean()):.4f} on average"
-            keep = getattr(problem.operator, "keep", None)
-            if keep is not None:
-                hole = ~keep[0, 0].cpu()
-                summary += (f", {float(spread.cpu()[hole].mean()):.4f} inside the hole against "
-                            f"{float(spread.cpu()[~hole].mean()):.4f} outside")
+            figures = spread_summary(spread, problem.operator)
+            summary = f"Spread of 4 restarts: {figures['spread_mean']:.4f} on average"
+            if "spread_in_hole" in figures:
+                summary += (f", {figures['spread_in_hole']:.4f} inside the hole against "
+                            f"{figures['spread_outside']:.4f} outside")
             yield {status: table + f"\n\n{summary} ([0, 1] pixel units).", spread_img: spread_heatmap(spread)}
 
         for handler in (on_run, on_retune):

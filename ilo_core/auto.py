@@ -147,11 +147,11 @@ def _candidate_config(config: SolverConfig) -> SolverConfig:
     return replace(config, steps=tuple(steps), preview_every=10**6)
 
 
-def _scaled(config: SolverConfig, scale: float, rounds: int) -> SolverConfig:
-    """The config a plain solve of the choice would have: radii x scale, the first `rounds` rounds."""
+def _schedule(config: SolverConfig, rounds: int, scale: float = 1.0) -> SolverConfig:
+    """`config` cut to its first `rounds` rounds, every radius times `scale`."""
     radii = {g: [None if v is None else v * scale for v in values[:rounds]] for g, values in config.radii.items()}
     lr = config.lr if isinstance(config.lr, (int, float)) else list(config.lr)[:rounds]
-    return replace(config, steps=tuple(config.steps[:rounds]), radii=radii, lr=lr, method="ilo-auto")
+    return replace(config, steps=tuple(config.steps[:rounds]), radii=radii, lr=lr)
 
 
 class AutoSolve:
@@ -229,9 +229,7 @@ class AutoSolve:
         rounds = max(c.rounds for c in self.choices)
         self.total_steps = done + sum(cfg.steps[1:rounds])
         self.work_steps -= sum(cfg.steps[rounds:])
-        final_cfg = replace(cfg, steps=tuple(cfg.steps[:rounds]),
-                            radii={g: list(v[:rounds]) for g, v in cfg.radii.items()},
-                            lr=cfg.lr if isinstance(cfg.lr, (int, float)) else list(cfg.lr)[:rounds])
+        final_cfg = _schedule(cfg, rounds)
         self.solver.radius_scales = torch.tensor([c.radius_scale for c in self.choices],
                                                  device=self.generator.device)
         for event in self.solver.rerun_from(1, final_cfg):
@@ -242,7 +240,8 @@ class AutoSolve:
         for b, choice in enumerate(self.choices):
             best = self.solver.best_after_round[choice.rounds - 1][b]
             if best is not None:
-                best.config = {**_scaled(cfg, choice.radius_scale, choice.rounds).to_dict()}
+                # the config a plain solve of the choice would have
+                best.config = replace(_schedule(cfg, choice.rounds, choice.radius_scale), method="ilo-auto").to_dict()
             self.solver.best[b] = best
 
     def best_image(self) -> Tensor:

@@ -35,7 +35,7 @@ from ilo_core.images import (ImageError, image_format, image_size, load_image, l
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
-from ilo_core.spread import restart_spread, spread_heatmap
+from ilo_core.spread import restart_spread, spread_heatmap, spread_summary
 
 
 def _steps(text: str) -> list[int]:
@@ -249,12 +249,7 @@ def run_solve(args: argparse.Namespace) -> dict:
     if args.spread is not None:
         _, spread = restart_spread(generator, problem, config)
         save_image_atomic(Image.fromarray(spread_heatmap(spread)), args.spread)
-        guessing["spread_mean"] = float(spread.mean())
-        keep = getattr(problem.operator, "keep", None)
-        if keep is not None:
-            hole = ~keep[0, 0].cpu()
-            guessing["spread_in_hole"] = float(spread.cpu()[hole].mean())
-            guessing["spread_outside"] = float(spread.cpu()[~hole].mean())
+        guessing.update(spread_summary(spread, problem.operator))
     if auto is not None and auto.choices:
         print(auto.choices[0].describe(), file=sys.stderr)
         guessing["auto"] = auto.choices[0].to_dict()

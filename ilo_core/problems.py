@@ -85,8 +85,8 @@ def evaluate_batch(result: Tensor, problem: Problem, lpips_distance: PerceptualD
         dist = lp(result.clamp(-1, 1), problem.clean)
         records = [{"measurement_mse": float(m), "mse": float(e), "psnr": psnr_from_mse(float(e)), "lpips": float(d)}
                    for m, e, d in zip(meas, mse, dist)]
-        keep = getattr(problem.operator, "keep", None)
-        if isinstance(problem.operator, Inpainting) and keep is not None:
+        if isinstance(problem.operator, Inpainting):
+            keep = problem.operator.keep
             pasted = paste_observed(result.clamp(-1, 1), problem.clean, keep)
             hole = hole_mse01(result, problem.clean, ~keep)
             hole_lp, pasted_mse = lp(pasted, problem.clean), mse01(pasted, problem.clean)

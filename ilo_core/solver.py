@@ -255,9 +255,7 @@ class ILOSolver:
             steps = cfg.steps[r]
             split = cfg.start_split + r
             if cfg.restarts == 1:  # the start of this round, for rerun_from
-                self._round_starts[r] = {"state": _clone(state), "variables": _clone(variables),
-                                         "best": list(self.best), "noise_rng": self._noise_rng.get_state(),
-                                         "done": self._done}
+                self._round_starts[r] = self._snapshot(state, variables)
             if r > 0:  # lines 2 / 6: h <- G_before(z), one more layer each round
                 with torch.no_grad():
                     state = gen.advance(split - 1, state, variables)
@@ -293,9 +291,13 @@ class ILOSolver:
                 variables, state = self._project_to_range(split, r, state, variables)
         if cfg.restarts == 1 and not cfg.range_projection_steps and not self.nan_detected:
             # where a longer schedule's next round would start: rerun_from(cfg.rounds, longer) adds rounds
-            self._round_starts[cfg.rounds] = {"state": _clone(state), "variables": _clone(variables),
-                                              "best": list(self.best), "noise_rng": self._noise_rng.get_state(),
-                                              "done": self._done}
+            self._round_starts[cfg.rounds] = self._snapshot(state, variables)
+
+    def _snapshot(self, state: State, variables: Variables) -> dict:
+        """What `rerun_from` restarts a round from: the state and variables at its start, the
+        best iterates so far, SNA's generator state and the steps done."""
+        return {"state": _clone(state), "variables": _clone(variables), "best": list(self.best),
+                "noise_rng": self._noise_rng.get_state(), "done": self._done}
 
     def _record_round(self, r: int) -> None:
         """best_after_round[r] = the best iterates over rounds 0..r (single-restart runs)."""

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ilo_core.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator
+from ilo_core.operators import Inpainting, Operator
 from ilo_core.problems import Problem
 from ilo_core.solver import ILOSolver
 
@@ -39,6 +40,17 @@ def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverCo
     results = solver.best_image()
     spread = (results.clamp(-1, 1) / 2).std(dim=0, unbiased=False).mean(dim=0)
     return results, spread
+
+
+def spread_summary(spread: Tensor, operator: Operator) -> dict[str, float]:
+    """The spread [R, R]'s mean ("spread_mean"), and for inpainting its means inside the hole
+    and outside it ("spread_in_hole", "spread_outside"), in [0, 1] pixel units."""
+    spread = spread.detach().cpu()
+    summary = {"spread_mean": float(spread.mean())}
+    if isinstance(operator, Inpainting):
+        hole = ~operator.keep[0, 0].cpu()
+        summary.update(spread_in_hole=float(spread[hole].mean()), spread_outside=float(spread[~hole].mean()))
+    return summary
 
 
 def spread_heatmap(spread: Tensor, size: int = 256, vmax: float | None = None) -> np.ndarray:

@@ -103,22 +103,14 @@ def test_candidate_radius_scales_are_per_item_radii(dcgan):
 
 def test_the_cli_reports_the_choice(tmp_path):
     import json
-    import subprocess
-    import sys
 
-    import numpy as np
-    from PIL import Image
+    from conftest import FACES
+    from test_cli import run_cli, write_mask
 
-    from conftest import FACES, ROOT
-
-    mask = np.zeros((128, 128), dtype=np.uint8)
-    mask[40:60, 20:108] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    out = subprocess.run([sys.executable, "-m", "ilo_core", "solve", "--image", str(FACES / "astronaut_face.png"),
-                          "--task", "inpaint", "--mask", str(tmp_path / "mask.png"), "--method", "ilo-auto",
-                          "--steps", "5,5,5,5", "--out", str(tmp_path / "out.png"), "--report",
-                          str(tmp_path / "report.json"), "--quiet"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    mask = write_mask(tmp_path / "mask.png", (128, 128), slice(40, 60), slice(20, 108))
+    out = run_cli("--image", str(FACES / "astronaut_face.png"), "--task", "inpaint", "--mask", str(mask),
+                  "--method", "ilo-auto", "--steps", "5,5,5,5", "--out", str(tmp_path / "out.png"),
+                  "--report", str(tmp_path / "report.json"), "--quiet")
     assert out.returncode == 0, out.stderr
     assert "auto radii: every radius x" in out.stderr
     report = json.loads((tmp_path / "report.json").read_text())

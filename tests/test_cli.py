@@ -13,15 +13,21 @@ from PIL import Image
 from conftest import FACES, ROOT
 
 
+def write_mask(path, size: tuple[int, int], rows: slice, cols: slice):
+    """A mask PNG of `size` (height, width), white (missing) over rows x cols; returns its path."""
+    mask = np.zeros(size, dtype=np.uint8)
+    mask[rows, cols] = 255
+    Image.fromarray(mask).save(path)
+    return path
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ilo_core", "solve", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
 
 
 def test_cli_inpaints_with_a_mask_and_writes_png_gif_report_and_state(tmp_path):
-    mask = np.zeros((128, 128), dtype=np.uint8)
-    mask[70:100, 20:108] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
+    write_mask(tmp_path / "mask.png", (128, 128), slice(70, 100), slice(20, 108))
     out = run_cli("--image", str(FACES / "astronaut_face.png"), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
                   "--steps", "4,4,4,4", "--device", "cpu", "--out", str(tmp_path / "out.png"),
                   "--gif", str(tmp_path / "out.gif"), "--report", str(tmp_path / "report.json"),
@@ -72,9 +78,7 @@ def test_cli_aligns_the_photo_and_writes_the_repaired_photo_at_its_own_size(tmp_
     canvas = Image.new("RGB", (420, 360), (120, 110, 100))
     canvas.paste(photo.rotate(12, expand=False), (100, 60))
     canvas.save(tmp_path / "photo.png")
-    mask = np.zeros((360, 420), dtype=np.uint8)
-    mask[230:270, 170:290] = 255  # the mouth
-    Image.fromarray(mask).save(tmp_path / "mask.png")
+    write_mask(tmp_path / "mask.png", (360, 420), slice(230, 270), slice(170, 290))  # the mouth
     out = run_cli("--image", str(tmp_path / "photo.png"), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
                   "--align", "landmarks", "--steps", "3,3,3,3", "--out", str(tmp_path / "out.png"),
                   "--crop-out", str(tmp_path / "crop.png"), "--repaired", str(tmp_path / "repaired.png"),
@@ -98,9 +102,7 @@ def test_repaired_needs_the_photo(tmp_path):
 
 
 def test_cli_writes_where_it_is_guessing(tmp_path):
-    mask = np.zeros((256, 256), dtype=np.uint8)
-    mask[140:200, 60:200] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
+    write_mask(tmp_path / "mask.png", (256, 256), slice(140, 200), slice(60, 200))
     out = run_cli("--image", str(FACES / "astronaut_face.png"), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
                   "--steps", "5,5,5,5", "--out", str(tmp_path / "o.png"), "--spread", str(tmp_path / "spread.png"),
                   "--report", str(tmp_path / "r.json"), "--quiet")

@@ -27,6 +27,8 @@ import warnings
 import torch
 from torch import nn
 
+from ilo_core.accelerate.packed_conv import agree, outputs_and_input_gradient
+
 REFERENCE_ENV = "ILO_REFERENCE"
 AGREEMENT = 1e-4  # relative: the fast form's probe output and input gradient vs the plain one's
 
@@ -81,8 +83,7 @@ def _checked(generator: nn.Module, make_fast) -> nn.Module:
     plain = _probe(generator, variables)
     fast = make_fast(generator)
     try:
-        agrees = all(bool((a - b).abs().max() <= AGREEMENT * a.abs().max().clamp_min(1e-12))
-                     for a, b in zip(plain, _probe(fast, variables)))
+        agrees = agree(plain, _probe(fast, variables), AGREEMENT)
     except (RuntimeError, AttributeError, TypeError):
         agrees = False
     if agrees:
@@ -94,16 +95,16 @@ def _checked(generator: nn.Module, make_fast) -> nn.Module:
     return generator
 
 
-@torch.enable_grad()
 def _probe(generator: nn.Module, variables: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     """The state after the first five stages (the image for smaller generators) and the
     gradient of a fixed non-uniform weighting of it with respect to the latent."""
-    latent = variables["latent"].clone().requires_grad_(True)
-    v = {**variables, "latent": latent}
     depth = min(generator.num_layers, 5)
-    outs = [generator.render(v)] if depth == generator.num_layers else list(generator.state_at(depth, v).values())
-    sum((o * torch.linspace(-1, 1, o.numel(), device=o.device).view_as(o)).sum() for o in outs).backward()
-    return [o.detach() for o in outs] + [latent.grad]
+
+    def outputs(latent: torch.Tensor) -> list[torch.Tensor]:
+        v = {**variables, "latent": latent}
+        return [generator.render(v)] if depth == generator.num_layers else list(generator.state_at(depth, v).values())
+
+    return outputs_and_input_gradient(outputs, variables["latent"])
 
 
 def set_up_process() -> bool:

@@ -87,12 +87,8 @@ class AcceleratedLPIPS(nn.Module):
         return self.plain.weights
 
     def _unpacked(self, x: Tensor) -> list[Tensor]:
-        h = ((x - self.plain.shift) / self.plain.scale).contiguous(memory_format=torch.channels_last)
-        outs = []
-        for block in self.plain.slices:
-            h = block(h)
-            outs.append(h)
-        return outs
+        """The plain trunk on a channels-last input (its scaling keeps the layout)."""
+        return self.plain(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         outs = None if self.trunk is None else self.trunk(x)  # None off a float32 CPU

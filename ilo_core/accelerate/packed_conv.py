@@ -178,22 +178,40 @@ class PackedConvolution:
 
 
 @torch.enable_grad()
+def outputs_and_input_gradient(run: Callable[[Tensor], list[Tensor]], probe: Tensor) -> list[Tensor]:
+    """run(probe)'s outputs and the gradient, with respect to the probe, of a fixed
+    non-uniform weighting of them: what a fast form must reproduce of its plain form."""
+    x = probe.clone().requires_grad_(True)
+    outs = run(x)
+    sum((o * torch.linspace(-1, 1, o.numel(), device=o.device).view_as(o)).sum() for o in outs).backward()
+    return [o.detach() for o in outs] + [x.grad]
+
+
+def agree(reference: list[Tensor], candidate: list[Tensor], tolerance: float = 1e-4) -> bool:
+    """Whether each candidate tensor is within `tolerance` of the reference's largest entry."""
+    return all(bool((a - b).abs().max() <= tolerance * a.abs().max().clamp_min(1e-12))
+               for a, b in zip(reference, candidate))
+
+
 def packed_form_agrees(plain: Callable[[Tensor], list[Tensor]], packed: Callable[[Tensor], list[Tensor | None] | None],
                        probe: Tensor, tolerance: float = 1e-4) -> bool:
     """Whether the packed form of a map gives the plain form's outputs and input gradient on
     `probe` (each within `tolerance` of its largest entry). A packed form that raises (a
     torch whose private oneDNN ops changed) or returns None does not agree."""
-    results = []
-    for run in (plain, packed):
-        x = probe.clone().requires_grad_(True)
-        try:
-            outs = run(x)
-            if outs is None or any(o is None for o in outs):
-                return False
-            sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()  # fixed, non-uniform
-        except (RuntimeError, AttributeError, TypeError):
-            if run is plain:
-                raise
-            return False
-        results.append([o.detach() for o in outs] + [x.grad])
-    return all(bool((a - b).abs().max() <= tolerance * a.abs().max().clamp_min(1e-12)) for a, b in zip(*results))
+    reference = outputs_and_input_gradient(plain, probe)
+
+    def checked(x: Tensor) -> list[Tensor]:
+        outs = packed(x)
+        if outs is None or any(o is None for o in outs):
+            raise _CannotRun
+        return outs
+
+    try:
+        candidate = outputs_and_input_gradient(checked, probe)
+    except (_CannotRun, RuntimeError, AttributeError, TypeError):
+        return False
+    return agree(reference, candidate, tolerance)
+
+
+class _CannotRun(Exception):
+    """The packed form returned None: it cannot run on this input."""

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ilo_core.operators import SuperResolution, linear_adjoint
+from ilo_core.operators import SuperResolution
 
 MATRIX_MAX_LOW_RES = 256  # resizes run as matrix products up to this low-resolution side
 
@@ -42,9 +42,6 @@ class MatrixSuperResolution(SuperResolution):
 
     def A(self, x: Tensor) -> Tensor:  # noqa: N802
         return separable_resize(x, self.down)
-
-    def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
-        return linear_adjoint(self.A, y, (y.shape[0], y.shape[1], self.size, self.size))
 
     def perceptual_view(self, y: Tensor, current: Tensor) -> Tensor:
         return separable_resize(y, self.up).clamp(-1, 1)
