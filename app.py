@@ -166,8 +166,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
                 estimate = gr.Markdown(estimate_text(sum(default_steps(generator))))
-                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (4 restarts solved as "
-                                                             "one batch: about 2-3x the time)")
+                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (the spread of 4 starts: "
+                                                             "free where the result is their mean, else 2-3x the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
                                     file_types=["image"], type="filepath", height=90)
                 alignment = gr.Radio(ALIGNMENTS, value="landmarks" if generator.kind == "stylegan2" else "box",
@@ -231,7 +231,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                 interactive=False, elem_id="downloads")
                 progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
                                        interactive=False, elem_id="progression")
-                spread_img = gr.Image(label="Where it is guessing: the spread of 4 restarts (bright = unsure)",
+                spread_img = gr.Image(label="Where it is guessing: the spread of 4 starts (bright = unsure)",
                                       interactive=False, elem_id="spread", visible=True)
                 saved_file = gr.File(label="Load a saved result (a *_state.safetensors download)",
                                      file_types=[".safetensors"], type="filepath", height=90)
@@ -376,19 +376,23 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                                       "solvers": {k: r["solver"] for k, r in results.items()}}
                     yield out
                     if update.final is not None and v["show_spread"] and not flag.is_set():
-                        yield from guessing(problem, configs, update.status)
+                        first = next(iter(update.final["results"].values()))
+                        yield from guessing(problem, configs, update.status, first["spread"])
             except InputError as err:
                 user_error(str(err))
                 yield {status: f"**Could not finish:** {err}"}
             finally:
                 runs.finish(session, flag)
 
-        def guessing(problem, configs, table: str):
-            """The spread of 4 restarts of the first method, as a heat map (after the result)."""
-            yield {status: table + "\n\nSolving from 4 random starts to show where it is guessing…"}
-            _, spread = restart_spread(generator, problem, next(iter(configs.values())))
+        def guessing(problem, configs, table: str, spread=None):
+            """The spread of the first method's starts as a heat map (after the result): the
+            result's own (a mean of several starts), else 4 restarts solved now."""
+            starts = next(iter(configs.values())).mean_of if spread is not None else 4
+            if spread is None:
+                yield {status: table + "\n\nSolving from 4 random starts to show where it is guessing…"}
+                _, spread = restart_spread(generator, problem, next(iter(configs.values())))
             figures = spread_summary(spread, problem.operator)
-            summary = f"Spread of 4 restarts: {figures['spread_mean']:.4f} on average"
+            summary = f"Spread of {starts} starts: {figures['spread_mean']:.4f} on average"
             if "spread_in_hole" in figures:
                 summary += (f", {figures['spread_in_hole']:.4f} inside the hole against "
                             f"{figures['spread_outside']:.4f} outside")

@@ -21,7 +21,6 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGN_METHODS
-from ilo_core.auto import AutoSolve
 from ilo_core.alignment import align, aligned_crop, aligned_mask, paste_back
 from ilo_core.atomic import write_json
 from ilo_core.defaults import METHODS
@@ -32,9 +31,9 @@ from ilo_core.generators import load_generator
 from ilo_core.generators.loading import convert_checkpoint
 from ilo_core.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
                              read_mask, save_image_atomic, tensor_to_uint8)
+from ilo_core.methods import Solve
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
-from ilo_core.solver import ILOSolver
 from ilo_core.spread import restart_spread, spread_heatmap, spread_summary
 
 
@@ -206,13 +205,8 @@ def run_solve(args: argparse.Namespace) -> dict:
         problem = from_observation(args.task, observed.to(device), size, **params)
     config = default_config(generator, args.task, args.method, observed=args.observed, steps=args.steps,
                             seed=args.seed)
-    if args.method == "ilo-auto":
-        auto = AutoSolve(generator, problem.operator, problem.observation, config, seed=args.seed)
-        solver, events, total = auto.solver, auto.run(), auto.total_steps
-    else:
-        auto = None
-        solver = ILOSolver(generator, problem.operator, problem.observation, config)
-        events, total = solver.run(), config.total_steps
+    solver = Solve(generator, problem.operator, problem.observation, config)
+    events, total = solver.run(), solver.total_steps
     recorder = FrameRecorder()
     started = time.perf_counter()
     bar = None
@@ -247,13 +241,14 @@ def run_solve(args: argparse.Namespace) -> dict:
                           args.repaired)
     guessing = {}
     if args.spread is not None:
-        _, spread = restart_spread(generator, problem, config)
+        spread = solver.spread()  # the solve's own starts, else 4 more as one batch
+        spread = spread[0] if spread is not None else restart_spread(generator, problem, config)[1]
         save_image_atomic(Image.fromarray(spread_heatmap(spread)), args.spread)
         guessing.update(spread_summary(spread, problem.operator))
-    if auto is not None and auto.choices:
-        print(auto.choices[0].describe(), file=sys.stderr)
-        guessing["auto"] = auto.choices[0].to_dict()
-    report = {"task": args.task, "method": args.method, "steps": total, "seconds": seconds,
+    if solver.choices:
+        print(solver.describe_choice(0), file=sys.stderr)
+        guessing["auto"] = solver.choices[0].to_dict()
+    report = {"task": args.task, "method": args.method, "steps": total, "starts": config.mean_of, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
               "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
               **evaluate(result, problem), **guessing}

@@ -35,6 +35,8 @@ class SolverConfig:
     l1_projection: bool = True                        # project onto the l1 balls of `radii`
     range_projection_steps: int = 0                   # Algorithm 1 line 5 after each round (0 = off)
     restarts: int = 1                                 # random restarts; the best by measurement MSE wins
+    mean_of: int = 1                                  # random starts per image solved as one batch, the answer
+                                                      # their mean image (`ilo_core.methods.Solve`); 1 = one start
     seed: int = 0                                     # seeds the initial variables
     preview_every: int = 10                           # send the current image every N steps
     method: str = "ilo"                               # label: ilo or a csgm-* baseline
@@ -93,9 +95,11 @@ class SolverConfig:
             raise ValueError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
         if self.lpips_size is not None and (not isinstance(self.lpips_size, int) or self.lpips_size < 32):
             raise ValueError(f"lpips_size must be an integer >= 32 or None, got {self.lpips_size!r}")
-        for name in ("restarts", "preview_every"):
+        for name in ("restarts", "mean_of", "preview_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.mean_of > 1 and self.restarts > 1:
+            raise ValueError("mean_of (starts averaged) and restarts (best of sequential starts) cannot be combined")
         if not isinstance(self.range_projection_steps, int) or self.range_projection_steps < 0:
             raise ValueError(f"range_projection_steps must be >= 0, got {self.range_projection_steps!r}")
         if not isinstance(self.start_split, int) or self.start_split < 0:

@@ -18,7 +18,8 @@ from ilo_core.generators.base import SplitGenerator, State, Variables
 class Reconstruction:
     """The best iterate of one image: render_from(split, state, variables) reproduces `image`.
 
-    Tensors have batch size 1; `image` is [1, 3, R, R] in [-1, 1].
+    State and variables have batch size K: the K starts whose mean image is the answer
+    (`SolverConfig.mean_of`; usually K = 1); `image` is that mean, [1, 3, R, R] in [-1, 1].
     """
 
     split: int
@@ -33,14 +34,15 @@ class Reconstruction:
     config: dict = field(default_factory=dict)
 
     def render(self, generator: SplitGenerator) -> Tensor:
-        """Re-render the image with `generator` ([1, 3, R, R] in [-1, 1])."""
+        """Re-render the image with `generator`: the mean of its K rows, [1, 3, R, R] in [-1, 1]."""
         if generator.kind != self.generator_kind or generator.resolution != self.resolution:
             raise ValueError(f"this result was made with {self.generator_kind} at {self.resolution} px; "
                              f"the loaded generator is {generator.kind} at {generator.resolution} px")
         dev = generator.device
         with torch.no_grad():
-            return generator.render_from(self.split, {k: v.to(dev) for k, v in self.state.items()},
+            rows = generator.render_from(self.split, {k: v.to(dev) for k, v in self.state.items()},
                                          {k: v.to(dev) for k, v in self.variables.items()})
+        return rows if rows.shape[0] == 1 else rows.mean(0, keepdim=True)
 
     def save(self, path: str | Path) -> None:
         """Write one safetensors file (tensors + JSON metadata), whole or not at all."""

@@ -101,6 +101,8 @@ class ILOSolver:
         self.operator = operator = as_operator(operator)
         self.A = operator.A
         self.config = (config or SolverConfig()).validate(generator.num_layers)
+        if self.config.mean_of != 1:
+            raise ValueError("mean_of > 1 (the mean of several starts) is run by ilo_core.methods.Solve")
         self.y = observation.to(generator.device)
         self.batch = self.y.shape[0]
         cfg = self.config

@@ -1,6 +1,7 @@
 """Where the reconstruction is guessing: K restarts as one batched solve, and their spread.
 
-The same problem is solved from K random starts at once (the batch dimension); where the
+The same problem is solved from K random starts at once (the batch dimension; a solve with
+`SolverConfig.mean_of` = K > 1 has them already, `ilo_core.methods.Solve.spread`); where the
 observations pin the image down the K results agree, and where they do not (a painted
 hole, unobserved detail) they differ. The per-pixel spread is the standard deviation over
 the K results, averaged over the colour channels, in [0, 1] pixel units.
@@ -16,9 +17,9 @@ from torch import Tensor
 
 from ilo_core.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator
+from ilo_core.methods import solve
 from ilo_core.operators import Inpainting, Operator
 from ilo_core.problems import Problem
-from ilo_core.solver import ILOSolver
 
 
 def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverConfig, restarts: int = 4,
@@ -31,15 +32,13 @@ def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverCo
         raise ValueError(f"the spread needs at least 2 restarts, got {restarts}")
     if problem.observation.shape[0] != 1:
         raise ValueError("restart_spread takes a problem of batch size 1")
-    config = dataclasses.replace(config, restarts=1, seed=config.seed if seed is None else seed,
-                                 preview_every=1_000_000)
-    observation = problem.observation.expand(restarts, *problem.observation.shape[1:]).contiguous()
-    solver = ILOSolver(generator, problem.operator, observation, config)
-    for _ in solver.run():
-        pass
-    results = solver.best_image()
-    spread = (results.clamp(-1, 1) / 2).std(dim=0, unbiased=False).mean(dim=0)
-    return results, spread
+    config = dataclasses.replace(config, restarts=1, mean_of=restarts, seed=config.seed if seed is None else seed,
+                                 preview_every=1_000_000, method="ilo" if config.method == "ilo-auto" else config.method)
+    job = solve(generator, problem.operator, problem.observation, config)
+    spread = job.spread()
+    if spread is None:
+        raise RuntimeError("no finite iterate was reached by every restart: there is no spread")
+    return job.solver.best_image(), spread[0]
 
 
 def spread_summary(spread: Tensor, operator: Operator) -> dict[str, float]:

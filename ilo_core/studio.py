@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.export import FrameRecorder
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, save_image_atomic, tensor_to_uint8
+from ilo_core.methods import Solve
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
 
@@ -341,7 +341,7 @@ def first_changed_round(old: SolverConfig, new: SolverConfig) -> int | None:
 
 def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, SolverConfig], stop: StopFlag,
             out_dir: Path, min_interval: float = 0.3, photo: PhotoInput | None = None,
-            rerun: dict[str, tuple[ILOSolver, int]] | None = None) -> Iterator[Update]:
+            rerun: dict[str, tuple[Solve, int]] | None = None) -> Iterator[Update]:
     """Run one solve per config (e.g. ILO and CSGM-MSE), yielding throttled updates, then
     the final update with images, metrics, downloads and the solvers. Stop keeps the best
     results (a solve stopped before its first step has none and is left out). With `photo`,
@@ -353,15 +353,12 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
     for label, cfg in configs.items():
         if stop.is_set():
             break
-        auto = None
-        if rerun and label in rerun and rerun[label][0].round_start(rerun[label][1]) is not None:
+        if (rerun and label in rerun and rerun[label][0].round_start(rerun[label][1]) is not None
+                and rerun[label][0].auto is None and rerun[label][0].config.mean_of == cfg.mean_of):
             solver, first_round = rerun[label]
             run = solver.rerun_from(first_round, cfg)
-        elif cfg.method == "ilo-auto":  # chooses its radii and rounds on held-out observations
-            auto = AutoSolve(generator, problem.operator, problem.observation, cfg, seed=cfg.seed)
-            solver, run = auto.solver, auto.run()
-        else:
-            solver = ILOSolver(generator, problem.operator, problem.observation, cfg)
+        else:  # ilo-auto chooses its radii and rounds on held-out observations
+            solver = Solve(generator, problem.operator, problem.observation, cfg)
             run = solver.run()
         recorder = FrameRecorder()
         started = time.perf_counter()
@@ -389,8 +386,8 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
                             f"about {left:.0f} s left"),
                     curve=list(curve))
         seconds = time.perf_counter() - started
-        if auto is not None and auto.choices and not note:
-            note = auto.choices[0].describe()
+        if solver.choices and not note:
+            note = solver.describe_choice(0)
         best = solver.best[0]
         if best is None:
             if stop.is_set():
@@ -409,7 +406,9 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
             repaired_png = out_dir / f"{stem}_repaired_photo.png"
             save_image_atomic(Image.fromarray(repaired), repaired_png)
             files.insert(0, str(repaired_png))
+        spread = solver.spread()
         results[label] = {"image": image, "repaired": repaired, "solver": solver,
+                          "spread": None if spread is None else spread[0].cpu(),
                           "metrics": evaluate(best.image.to(generator.device), problem),
                           "seconds": seconds, "steps": done, "files": files, "note": note, "best_layer": best.split}
     if not results:

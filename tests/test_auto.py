@@ -45,7 +45,7 @@ def test_auto_solve_chooses_per_image_and_saves_its_choice(dcgan, faces64):
     missing = torch.zeros(64, 64, dtype=torch.bool)
     missing[18:32, 12:52] = True
     problem = simulate("inpaint", clean, mask=missing)
-    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[6, 6, 6, 6], preview_every=10**6)
+    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[6, 6, 6, 6], preview_every=10**6, mean_of=1)
     auto = AutoSolve(dcgan, problem.operator, problem.observation, config)
     events = list(auto.run())
     assert len(events) == auto.total_steps and events[-1].done == auto.total_steps
@@ -112,7 +112,7 @@ def test_the_cli_reports_the_choice(tmp_path):
                   "--method", "ilo-auto", "--steps", "5,5,5,5", "--out", str(tmp_path / "out.png"),
                   "--report", str(tmp_path / "report.json"), "--quiet")
     assert out.returncode == 0, out.stderr
-    assert "auto radii: every radius x" in out.stderr
+    assert "auto radii" in out.stderr and "radius x" in out.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["method"] == "ilo-auto" and report["auto"]["radius_scale"] in SCALES
     assert "ring" in report["auto"]["held_out"] and len(report["auto"]["candidates"]) == 3 * len(SCALES)
@@ -129,5 +129,6 @@ def test_the_page_logic_runs_auto_radii_and_says_what_it_chose(dcgan, faces64, t
                        observed_pct=10, mse_weight=1, lpips_weight=0, geodesic_weight=0, lr=0.1, seed=0)
     updates = list(run_job(dcgan, problem, {"ILO, auto radii": cfg}, StopFlag(), tmp_path, min_interval=0))
     final = updates[-1].final
-    assert final is not None and "auto radii: every radius x" in final["results"]["ILO, auto radii"]["note"]
+    note = final["results"]["ILO, auto radii"]["note"] if final is not None else ""
+    assert "auto radii" in note and "radius x" in note
     assert any("trying radius scales" in u.status for u in updates[:-1])

@@ -23,7 +23,7 @@ def digests(seed: int = 3) -> dict[str, str]:
     from ilo_core.generators import load_generator
     from ilo_core.images import load_image
     from ilo_core.problems import simulate
-    from ilo_core.solver import ILOSolver
+    from ilo_core.methods import solve
 
     torch.set_num_threads(2)
     generator = load_generator("default")
@@ -36,10 +36,8 @@ def digests(seed: int = 3) -> dict[str, str]:
             params = {"mask": mask}
         problem = simulate(task, clean, seed=seed, **params)
         config = default_config(generator, task, "ilo", observed=params.get("observed"), steps=[3, 3, 3, 3], seed=seed)
-        solver = ILOSolver(generator, problem.operator, problem.observation, config)
-        for _ in solver.run():
-            pass
-        data = torch.cat([problem.observation.flatten(), solver.best_image().flatten()])
+        images = solve(generator, problem.operator, problem.observation, config).images()
+        data = torch.cat([problem.observation.flatten(), images.cpu().flatten()])
         out[task] = hashlib.sha256(data.numpy().tobytes()).hexdigest()
     return out
 

@@ -105,7 +105,7 @@ def test_ilo_beats_csgm_on_true_error_for_inpainting_at_equal_steps(dcgan, faces
     op = Inpainting.box(64, 36, 12, 14, 40)
     y = op.A(x)
     steps = [20, 20, 20, 20]
-    ilo = solve(dcgan, op, y, default_config(dcgan, "inpaint", "ilo", steps=steps)).best_image()
+    ilo = solve(dcgan, op, y, default_config(dcgan, "inpaint", "ilo", steps=steps, mean_of=1)).best_image()
     csgm = solve(dcgan, op, y, default_config(dcgan, "inpaint", "csgm-mse", steps=steps)).best_image()
     assert float(psnr01(ilo, x)) > float(psnr01(csgm, x)) + 2.0
 
@@ -197,7 +197,7 @@ def _inpaint_solver(dcgan, faces64, steps=(5, 5, 5, 5), **overrides):
     mask = torch.zeros(64, 64, dtype=torch.bool)
     mask[36:52, 14:50] = True
     problem = simulate("inpaint", faces64[0], mask=mask)
-    config = default_config(dcgan, "inpaint", steps=list(steps), seed=2, **overrides)
+    config = default_config(dcgan, "inpaint", steps=list(steps), seed=2, **{"mean_of": 1, **overrides})
     return ILOSolver(dcgan, problem.operator, problem.observation, config), config
 
 
