@@ -145,7 +145,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
 
     def task_steps(task_name: str) -> list[int]:
         """The default steps of each layer's slider for a task (0: the schedule ends before it)."""
-        steps = default_steps(generator, task_name)
+        steps = default_steps(generator)
         return steps + [0] * (rounds - len(steps))
 
     def estimate_text(total_steps: int) -> str:

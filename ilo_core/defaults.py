@@ -64,10 +64,9 @@ def default_rounds(generator: "SplitGenerator") -> int:
     return min(ROUNDS, generator.num_layers)
 
 
-def default_steps(generator: "SplitGenerator", task: str | None = None,
-                  per_round: int = STEPS_PER_ROUND) -> list[int]:
-    """Steps per round of the default ILO schedule: `per_round` on each of `default_rounds` rounds
-    (`task` is kept for callers that ask per task; every task has the same schedule)."""
+def default_steps(generator: "SplitGenerator", per_round: int = STEPS_PER_ROUND) -> list[int]:
+    """Steps per round of the default ILO schedule (every task's): `per_round` on each of
+    `default_rounds` rounds."""
     return [per_round] * default_rounds(generator)
 
 
@@ -95,7 +94,7 @@ def default_config(generator: "SplitGenerator", task: str, method: str = "ilo", 
     from ilo_core.config import SolverConfig
 
     stylegan = generator.kind == "stylegan2"
-    ilo_steps = list(steps) if steps is not None else default_steps(generator, task)
+    ilo_steps = list(steps) if steps is not None else default_steps(generator)
     radii_table = STYLEGAN_RADII if stylegan else DCGAN_RADII
     kwargs: dict = dict(
         lr=LEARNING_RATE,

@@ -136,7 +136,7 @@ def method_config(generator: SplitGenerator, setting: Setting, method: str, step
     if sna is not None:
         overrides["sna"] = sna
     return default_config(generator, setting.task, base, observed=setting.params.get("observed"),
-                          steps=default_steps(generator, setting.task, steps_per_layer), **overrides)
+                          steps=default_steps(generator, steps_per_layer), **overrides)
 
 
 def bm3d_denoise(observation: Tensor, sigma255: float) -> Tensor:
@@ -197,11 +197,6 @@ def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, 
     return images
 
 
-def solve_batch(generator: SplitGenerator, problem: Problem, config: SolverConfig) -> Tensor:
-    """The answer for every item [B, 3, R, R]; items without a finite iterate are NaN."""
-    return solve(generator, problem.operator, problem.observation, config).images()
-
-
 def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalImage], methods: list[str],
                 steps_per_layer: int, seed: int, lpips: PerceptualDistance, *, experiment: str = "grid",
                 sna: bool | None = None, label_suffix: str = "") -> tuple[list[dict], dict[str, Tensor], Problem]:
@@ -215,7 +210,7 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
     for method in methods:
         if not applicable(method, setting.task):
             continue
-        t0, auto, starts = time.perf_counter(), None, 1
+        t0, chosen, starts = time.perf_counter(), [], 1
         if method == "bm3d":
             result, steps = bm3d_denoise(problem.observation, setting.params["sigma"]), 0
         elif method in CLASSICAL_INPAINTING:
@@ -223,10 +218,10 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
         else:
             config = method_config(generator, setting, method, steps_per_layer, sna, seed)
             job = solve(generator, problem.operator, problem.observation, config)
-            result, steps, starts, auto = job.images(), job.work_steps, config.mean_of, job.choices
+            result, steps, starts, chosen = job.images(), job.work_steps, config.mean_of, job.choices
         seconds = (time.perf_counter() - t0) / len(images)
         results[method + label_suffix] = result.cpu()
-        chosen = auto or [None] * len(images)
+        chosen = chosen or [None] * len(images)
         for image, metrics, choice in zip(images, evaluate_batch(result, problem, lpips), chosen):
             metrics = {**metrics, "starts": starts}
             if choice is not None:

@@ -94,9 +94,13 @@ class Solve:
         finally:
             events.close()
 
+    def _grouped(self, rows: Tensor) -> Tensor:
+        """[B * K, ...] -> [B, K, ...]: each image's K starts."""
+        return rows.view(self.items, self.starts, *rows.shape[1:])
+
     def _mean(self, rows: Tensor) -> Tensor:
         """[B * K, ...] -> [B, ...], the mean over each image's K starts."""
-        return rows.view(self.items, self.starts, *rows.shape[1:]).mean(1)
+        return self._grouped(rows).mean(1)
 
     # --- results -----------------------------------------------------------------------
     @property
@@ -138,7 +142,7 @@ class Solve:
         if self.starts < 2 or any(r is None for r in rows):
             return None
         images = torch.cat([r.image for r in rows]).clamp(-1, 1) / 2  # type: ignore[union-attr]
-        return images.view(self.items, self.starts, *images.shape[1:]).std(dim=1, unbiased=False).mean(dim=1)
+        return self._grouped(images).std(dim=1, unbiased=False).mean(dim=1)
 
     def _combine(self, b: int, rows: list[Reconstruction | None]) -> Reconstruction | None:
         """K rows' best iterates -> one Reconstruction: the rows advanced to the latest split
