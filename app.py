@@ -32,7 +32,7 @@ from ilo_core.perceptual import get_lpips
 from ilo_core.spread import restart_spread, spread_heatmap, spread_summary
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
                              crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
-                             read_editor, run_job, seconds_per_step)
+                             read_editor, run_estimate, run_job, step_seconds)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
@@ -141,16 +141,16 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
     get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
-    step_seconds = seconds_per_step(generator)
+    step_cost = step_seconds(generator)  # seconds per step by batch size, for the estimate
 
     def task_steps(task_name: str) -> list[int]:
         """The default steps of each layer's slider for a task (0: the schedule ends before it)."""
         steps = default_steps(generator)
         return steps + [0] * (rounds - len(steps))
 
-    def estimate_text(total_steps: int) -> str:
-        return (f"About **{total_steps * step_seconds:.0f} s** for {total_steps} steps on this {generator.device.type} "
-                f"({step_seconds * 1000:.0f} ms per step, measured at start-up).")
+    def estimate_text(task_label: str, method_label: str, *steps) -> str:
+        return run_estimate(generator, TASK_LABELS.get(task_label, "inpaint"), METHOD_LABELS.get(method_label, "ilo"),
+                            list(steps), step_cost)
 
     with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
         demo.examples_dir = examples_dir  # lives as long as the page
@@ -165,7 +165,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
-                estimate = gr.Markdown(estimate_text(sum(default_steps(generator))))
+                estimate = gr.Markdown(estimate_text(list(TASK_LABELS)[0], "ILO", *default_steps(generator)))
                 show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (the spread of 4 starts: "
                                                              "free where the result is their mean, else 2-3x the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
@@ -439,17 +439,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 return gr.update(), f"**Not loaded:** {err}"
             return shown(image), note
 
-        def on_steps(*steps):
-            total = 0
-            for value in steps:
-                if not value:
-                    break
-                total += int(value)
-            return estimate_text(total)
-
         saved_file.upload(on_saved, saved_file, [result_img, status], api_name="load_result")
-        for slider in step_sliders:
-            slider.change(on_steps, step_sliders, estimate, api_name=False, queue=False)
+        for control in (task, method, *step_sliders):
+            control.change(estimate_text, [task, method, *step_sliders], estimate, api_name=False, queue=False)
     demo.queue(max_size=16)
     return demo
 

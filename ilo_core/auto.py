@@ -17,6 +17,8 @@ here otherwise. `auto_solve` chooses by held-out measurement error:
    lowest estimated error wins if it beats the default schedule's by EVIDENCE standard
    errors (paired, entry by entry); else the default is kept (and the result is then
    bit-identical to plain ILO's).
+   With several starts per image (`starts`, `SolverConfig.mean_of`) the candidates are
+   scored on the mean of the starts (the answer), and one choice serves them all.
 4. Rounds 1.. again, on all observations, with the chosen scale, from the same start; the
    answer is the best iterate up to the chosen round.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -142,9 +145,19 @@ def paired_scores(errors: Tensor, default: Tensor, groups: list[tuple[Tensor, fl
     return estimate, gain, math.sqrt(variance)
 
 
+def _candidate_steps(steps: Sequence[int]) -> list[int]:
+    """A schedule's steps as the candidates run it (rounds >= 1 cut to CANDIDATE_STEP_FRACTION)."""
+    return [steps[0]] + [max(1, int(s * CANDIDATE_STEP_FRACTION)) for s in steps[1:]]
+
+
+def work_steps(steps: Sequence[int], scales: Sequence[float] = SCALES) -> int:
+    """The work of an ilo-auto solve of schedule `steps`, in steps of a plain solve of the same
+    batch (on a CPU a batch of K candidates costs about K steps), if all rounds are chosen."""
+    return steps[0] + len(scales) * sum(_candidate_steps(steps)[1:]) + sum(steps[1:])
+
+
 def _candidate_config(config: SolverConfig) -> SolverConfig:
-    steps = [config.steps[0]] + [max(1, int(s * CANDIDATE_STEP_FRACTION)) for s in config.steps[1:]]
-    return replace(config, steps=tuple(steps), preview_every=10**6)
+    return replace(config, steps=tuple(_candidate_steps(config.steps)), preview_every=10**6)
 
 
 def _schedule(config: SolverConfig, rounds: int, scale: float = 1.0) -> SolverConfig:
@@ -159,20 +172,24 @@ class AutoSolve:
     `solver.best` hold the result once it is exhausted."""
 
     def __init__(self, generator: SplitGenerator, operator: Operator | object, observation: Tensor,
-                 config: SolverConfig, seed: int = 0, scales: tuple[float, ...] = SCALES) -> None:
+                 config: SolverConfig, seed: int = 0, scales: tuple[float, ...] = SCALES, starts: int = 1) -> None:
         self.generator, self.operator = generator, as_operator(operator)
         self.observation = observation.to(generator.device)
         self.config = config.validate(generator.num_layers)
         if self.config.rounds < 2 or self.config.restarts != 1:
             raise ValueError("ilo-auto needs an ILO schedule of at least 2 rounds and one restart")
+        if starts < 1 or self.observation.shape[0] % starts:
+            raise ValueError(f"{self.observation.shape[0]} observation rows cannot be {starts} starts per image")
+        # rows b * starts .. (b + 1) * starts - 1 are the starts of image b, whose answer is their mean:
+        # the candidates are scored on that mean and image b's choice serves all its starts
+        self.starts = starts
         self.seed, self.scales = seed, tuple(float(s) for s in scales)
         self.solver = ILOSolver(generator, self.operator, self.observation, self.config)
         self.choices: list[AutoChoice] = []
-        candidate_steps = sum(_candidate_config(self.config).steps[1:])
+        steps = self.config.steps
         # progress events: round 0, the candidates' batched steps, rounds 1.. again (fewer if fewer are chosen)
-        self.total_steps = self.config.steps[0] + candidate_steps + sum(self.config.steps[1:])
-        # the work in steps of a batch-B solve (on a CPU a batch of K candidates costs about K steps)
-        self.work_steps = self.config.steps[0] + len(self.scales) * candidate_steps + sum(self.config.steps[1:])
+        self.total_steps = steps[0] + sum(_candidate_steps(steps)[1:]) + sum(steps[1:])
+        self.work_steps = work_steps(steps, self.scales)
 
     def run(self):
         cfg, batch, k = self.config, self.observation.shape[0], len(self.scales)
@@ -199,32 +216,35 @@ class AutoSolve:
             done += 1
             yield replace(event, total=self.total_steps, done=done, image=None,
                           phase="trying radius scales " + ", ".join(f"x{s:g}" for s in self.scales))
-        # every candidate's best iterate after every round: its squared error per measurement
-        res = self.generator.resolution
+        # every candidate's answer (the mean of its starts' best iterates) after every round:
+        # its squared error per measurement; item c * images + i is scale c on image i
+        res, s = self.generator.resolution, self.starts
+        images_n = batch // s
+        targets = _tile(self.observation[::s], k)
         errors: dict[int, Tensor] = {}
         for r in range(1, cfg.rounds):
             if len(candidates.best_after_round) <= r:
                 break  # a NaN stopped the candidates
-            images = torch.cat([torch.full((1, 3, res, res), math.nan) if b is None else b.image
-                                for b in candidates.best_after_round[r]]).to(observations.device)
+            rows = torch.cat([torch.full((1, 3, res, res), math.nan) if b is None else b.image
+                              for b in candidates.best_after_round[r]]).to(observations.device)
+            answers = rows.view(k * images_n, s, *rows.shape[1:]).mean(1)
             with torch.no_grad():
-                errors[r] = (self.operator.A(images) - observations).square()
+                errors[r] = (self.operator.A(answers) - targets).square()
         if len(errors) < cfg.rounds - 1:
             return
         groups = score_groups(self.operator, train_op, held)
         base = self.scales.index(1.0) if 1.0 in self.scales else 0
-        table: list[list[dict]] = [[] for _ in range(batch)]
-        for b in range(batch):
-            default = errors[cfg.rounds - 1][base * batch + b]
-            item_groups = [(mask[b], w) for mask, w in groups]
+        self.choices = []
+        for i in range(images_n):
+            default = errors[cfg.rounds - 1][base * images_n + i]
+            item_groups = [(mask[i * s], w) for mask, w in groups]
+            table = []
             for r, err in errors.items():
                 for c, scale in enumerate(self.scales):
-                    estimate, gain, se = paired_scores(err[c * batch + b], default, item_groups)
-                    table[b].append({"radius_scale": scale, "rounds": r + 1, "held_out_mse": estimate,
-                                     "gain": gain, "gain_se": se})
-        self.choices = []
-        for b in range(batch):
-            self.choices.append(choose(table[b], cfg.rounds, held_text))
+                    estimate, gain, se = paired_scores(err[c * images_n + i], default, item_groups)
+                    table.append({"radius_scale": scale, "rounds": r + 1, "held_out_mse": estimate,
+                                  "gain": gain, "gain_se": se})
+            self.choices.extend([choose(table, cfg.rounds, held_text)] * s)
         # 3. rounds 1.. on all observations with the chosen scales, from the same start
         rounds = max(c.rounds for c in self.choices)
         self.total_steps = done + sum(cfg.steps[1:rounds])

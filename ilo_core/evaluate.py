@@ -29,7 +29,7 @@ from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.atomic import write_json
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import METHODS as SOLVER_METHODS
-from ilo_core.defaults import STEPS_PER_ROUND, default_config, default_rounds, default_steps
+from ilo_core.defaults import FILL_TASKS, STEPS_PER_ROUND, default_config, default_mean_of, default_rounds, default_steps
 from ilo_core.facecrop import face_crop
 from ilo_core.generators import load_generator
 from ilo_core.generators.base import SplitGenerator
@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             "generator": args.generator, "generator_kind": generator.kind, "resolution": generator.resolution,
             "device": str(generator.device), "quick": args.quick, "steps_per_layer": steps,
             "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),
+            "fill_starts": max(default_mean_of(generator, t) for t in FILL_TASKS),
             "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
             "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -46,7 +46,7 @@ class Solve:
         inner = replace(self.config, mean_of=1)
         self.auto: AutoSolve | None = None
         if self.config.method == "ilo-auto":
-            self.auto = AutoSolve(generator, self.operator, rows, inner, seed=inner.seed)
+            self.auto = AutoSolve(generator, self.operator, rows, inner, seed=inner.seed, starts=self.starts)
             self.solver = self.auto.solver
         else:
             self.solver = ILOSolver(generator, self.operator, rows, inner)
@@ -113,21 +113,20 @@ class Solve:
 
     @property
     def choices(self) -> list[AutoChoice]:
-        """ilo-auto: what it chose, per image (its first start's choice); [] otherwise."""
+        """ilo-auto: what it chose, per image (for all its starts); [] otherwise."""
         if self.auto is None or not self.auto.choices:
             return []
         return self.auto.choices[::self.starts]
 
     def describe_choice(self, b: int = 0) -> str:
-        """ilo-auto's choice for image b in words ("" before it has chosen)."""
+        """ilo-auto's choice for image b in words ("" before it has chosen); one choice serves
+        all of an image's starts (it was scored on their mean)."""
         if not self.choices:
             return ""
-        rows = self.auto.choices[b * self.starts:(b + 1) * self.starts]  # type: ignore[union-attr]
-        if len({(c.radius_scale, c.rounds) for c in rows}) == 1:
-            text = rows[0].describe()
-            return text if len(rows) == 1 else text.replace("auto radii:", f"auto radii (all {len(rows)} starts):", 1)
-        return (f"auto radii over {len(rows)} starts: radius x " + ", ".join(f"{c.radius_scale:g}" for c in rows)
-                + "; rounds " + ", ".join(str(c.rounds) for c in rows) + f" (held out: {rows[0].held_out})")
+        text = self.choices[b].describe()
+        if self.starts == 1:
+            return text
+        return text.replace("auto radii:", f"auto radii (the mean of {self.starts} starts):", 1)
 
     def images(self) -> Tensor:
         """The answers [B, 3, R, R] in [-1, 1]; an image without a finite iterate is NaN."""

@@ -206,6 +206,14 @@ def auto_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def _starts_note(starts: int) -> str:
+    """How holes and random pixels are solved, in words ("" with one start)."""
+    if starts <= 1:
+        return ""
+    return (f"; inpainting (holes and random pixels) by ILO and ilo-auto: the mean of {starts} starts solved as "
+            f"one batch, each with that budget (the CSGM baselines: one start)")
+
+
 def write_report(out: Path, data: dict) -> Path:
     """Write out/report.md (and figure2.png, contact_sheet.png); returns the report's path."""
     out = Path(out)
@@ -218,10 +226,10 @@ def write_report(out: Path, data: dict) -> Path:
              f"Command: `{meta['command']}` (started {meta['started']}, {meta.get('seconds_total', 0):.0f} s in all, "
              f"device `{meta['device']}`, torch {meta['torch']}, {meta['threads']} threads).", "",
              f"- Step budget: every iterative method takes **{meta['total_steps']} steps** per image "
-             f"(ILO: {meta['steps_per_layer']} on each of {meta['rounds']} layers, or the same budget over fewer where the "
-             f"defaults say so (painted / box holes on the DCGAN: 3); ilo-auto: at most twice it; CSGM: {meta['total_steps']} in "
-             f"latent space). BM3D is not iterative" + ("." if meta["bm3d"] else "; the `bm3d` package is not installed, "
-                                                         "so it is left out."),
+             f"(ILO: {meta['steps_per_layer']} on each of {meta['rounds']} layers; ilo-auto: at most twice it; CSGM: "
+             f"{meta['total_steps']} in latent space)" + _starts_note(meta.get("fill_starts", 1))
+             + ". BM3D is not iterative" + ("." if meta["bm3d"] else "; the `bm3d` package is not installed, "
+                                            "so it is left out."),
              f"- Images: {', '.join(im['name'] + ' (' + im['kind'] + ')' for im in meta['images'])}. "
              f"Samples are generator renders of held-out seeds {meta['held_out_seed']}+i.",
              f"- Seeds: {meta['seeds']} (operator randomness and the solver's start = seed, noise = seed + 1).",

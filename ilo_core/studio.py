@@ -20,12 +20,14 @@ import torch
 from PIL import Image
 
 from ilo_core.config import SolverConfig
-from ilo_core.defaults import default_config
+from ilo_core.auto import work_steps as auto_work_steps
+from ilo_core.defaults import default_config, default_mean_of
 from ilo_core.export import FrameRecorder
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, save_image_atomic, tensor_to_uint8
 from ilo_core.methods import Solve
+from ilo_core.operators import TASKS
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
 from ilo_core.solver import ILOSolver
 
@@ -419,9 +421,10 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
                         "clean": None if problem.clean is None else tensor_to_uint8(problem.clean)})
 
 
-def seconds_per_step(generator: SplitGenerator, steps: int = 3) -> float:
-    """Measured seconds of one default ILO step (super-resolution) on this machine, for estimates."""
-    x = torch.zeros(1, 3, generator.resolution, generator.resolution, device=generator.device)
+def seconds_per_step(generator: SplitGenerator, steps: int = 3, batch: int = 1) -> float:
+    """Measured seconds of one default ILO step (super-resolution) of a batch of `batch` images
+    on this machine, for estimates."""
+    x = torch.zeros(batch, 3, generator.resolution, generator.resolution, device=generator.device)
     problem = simulate("super-resolution", x, factor=4 if generator.resolution % 4 == 0 else 2)
     config = default_config(generator, "super-resolution", steps=[steps + 1])
     solver = ILOSolver(generator, problem.operator, problem.observation, config)
@@ -431,6 +434,34 @@ def seconds_per_step(generator: SplitGenerator, steps: int = 3) -> float:
     for _ in events:
         pass
     return (time.perf_counter() - started) / steps
+
+
+def step_seconds(generator: SplitGenerator) -> dict[int, float]:
+    """Measured seconds of one step per batch size a page's solve runs: 1, and the number of
+    starts a hole averages (`default_mean_of`)."""
+    sizes = sorted({1, *(default_mean_of(generator, t) for t in TASKS)})
+    return {n: seconds_per_step(generator, batch=n) for n in sizes}
+
+
+def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[int],
+                 seconds: dict[int, float]) -> str:
+    """The page's time estimate in words for a task, a method and the steps sliders (a 0 ends
+    the schedule), from `step_seconds`: a hole's starts and ilo-auto's candidates count."""
+    active = []
+    for value in steps:
+        if not value:
+            break
+        active.append(int(value))
+    starts = default_mean_of(generator, task) if method in ("ilo", "ilo-auto") else 1
+    work = auto_work_steps(active) if method == "ilo-auto" and len(active) >= 2 else sum(active)
+    per_step = seconds.get(starts, seconds[1] * starts)
+    parts = [f"{sum(active)} steps"]
+    if starts > 1:
+        parts.append(f"the mean of {starts} starts as one batch")
+    if work != sum(active):
+        parts.append(f"the radii candidates: {work / max(1, sum(active)):.1f}x the work")
+    return (f"About **{work * per_step:.0f} s** for " + ", ".join(parts) + f" on this {generator.device.type} "
+            f"({per_step * 1000:.0f} ms per step, measured at start-up).")
 
 
 def load_saved(path: str | Path, generator: SplitGenerator) -> tuple[np.ndarray, str]:

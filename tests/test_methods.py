@@ -96,3 +96,37 @@ def test_the_mean_of_four_starts_fills_the_eyes_better_than_one_start(dcgan, fac
     mean_err = hole_mse01(job.images().cpu(), problem.clean.cpu(), missing)
     print(f"hole MSE, mean of 4 {mean_err.tolist()} against each start {start_err.tolist()}")
     assert bool((mean_err < 0.85 * start_err.mean(dim=1)).all())
+
+
+def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, faces64):
+    """ilo-auto with several starts scores its candidates on the mean of each image's starts:
+    one choice per image serves all its starts, and each start's answer comes from that choice."""
+    problem = _eyes_problem(faces64)
+    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], preview_every=10**6, mean_of=2)
+    job = solve(dcgan, problem.operator, problem.observation, config)
+    rows = job.auto.choices
+    assert len(rows) == 4 and len(job.choices) == 2
+    assert rows[0] is rows[1] and rows[2] is rows[3]      # one choice per image, for both its starts
+    for b, choice in enumerate(job.choices):
+        assert "the mean of 2 starts" in job.describe_choice(b)
+        starts = job.solver.best[2 * b:2 * b + 2]
+        assert all(s is not None and s.round_index < choice.rounds for s in starts)
+        assert torch.allclose(job.images()[b].cpu(), torch.cat([s.image for s in starts]).mean(0))
+    with pytest.raises(ValueError, match="cannot be 2 starts"):
+        from ilo_core.auto import AutoSolve
+        AutoSolve(dcgan, problem.operator, problem.observation[:1].repeat(3, 1, 1, 1),
+                  default_config(dcgan, "inpaint", "ilo-auto", mean_of=1), starts=2)
+
+
+def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
+    from ilo_core.auto import work_steps
+    from ilo_core.studio import run_estimate
+
+    cost = {1: 0.010, 4: 0.025}   # seconds per step by batch size
+    plain = run_estimate(dcgan, "super-resolution", "ilo", [50, 50, 50, 50], cost)
+    assert "About **2 s** for 200 steps" in plain and "starts" not in plain
+    hole = run_estimate(dcgan, "inpaint", "ilo", [50, 50, 50, 50], cost)
+    assert "About **5 s**" in hole and "the mean of 4 starts" in hole
+    assert "starts" not in run_estimate(dcgan, "inpaint", "csgm-mse", [50, 50, 50, 50], cost)
+    auto = run_estimate(dcgan, "inpaint", "ilo-auto", [50, 50, 0, 50], cost)   # a 0 ends the schedule
+    assert f"About **{work_steps([50, 50]) * 0.025:.0f} s** for 100 steps" in auto and "candidates" in auto

@@ -42,10 +42,10 @@ def page(dcgan, tmp_path_factory):
     demo.close()
 
 
-def client_of(page):
+def client_of(page, download_files: bool = True):
     from gradio_client import Client
 
-    return Client(page[1], verbose=False)
+    return Client(page[1], verbose=False, download_files=download_files)
 
 
 def editor(path: str = FACE, painted: bool = True, tmp_path: Path | None = None) -> dict:
@@ -164,7 +164,9 @@ def wait_until_running(job, timeout: float = 60) -> None:
 
 
 def test_stop_reaches_the_running_and_the_queued_run_and_the_queued_one_never_starts(page, tmp_path):
-    client = client_of(page)
+    # the server's time: this client does not download the result files (a browser shows them
+    # as they come; gradio_client's downloads of the five files took 1.4 s more here)
+    client = client_of(page, download_files=False)
     value = editor(tmp_path=tmp_path)
     running = client.submit(**run_args(value, steps=300), api_name="/run")
     wait_until_running(running)
@@ -198,11 +200,9 @@ def test_a_stop_and_rerun_storm_leaves_no_run_behind(page, tmp_path):
 
     from app import waiting_runs
 
-    from gradio_client import Client
-
     # a browser shows the outputs as they come; this client does not download them, so that
     # the figure is the server's time, not the client's downloads
-    client = Client(page[1], verbose=False, download_files=False)
+    client = client_of(page, download_files=False)
     value = editor(tmp_path=tmp_path)
     jobs: list[tuple[object, float]] = []   # (job, submitted at)
     stops: list[float] = []
