@@ -29,7 +29,7 @@ from ilo_core.defaults import (DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
-from ilo_core.spread import restart_spread, spread_heatmap, spread_summary
+from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
                              crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
                              read_editor, run_estimate, run_job, step_seconds)
@@ -166,7 +166,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
                 estimate = gr.Markdown(estimate_text(list(TASK_LABELS)[0], "ILO", *default_steps(generator)))
-                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (the spread of 4 starts: "
+                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (the spread of "
+                                                             f"{SPREAD_STARTS} starts: "
                                                              "free where the result is their mean, else 2-3x the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
                                     file_types=["image"], type="filepath", height=90)
@@ -387,9 +388,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         def guessing(problem, configs, table: str, spread=None):
             """The spread of the first method's starts as a heat map (after the result): the
             result's own (a mean of several starts), else 4 restarts solved now."""
-            starts = next(iter(configs.values())).mean_of if spread is not None else 4
+            starts = next(iter(configs.values())).mean_of if spread is not None else SPREAD_STARTS
             if spread is None:
-                yield {status: table + "\n\nSolving from 4 random starts to show where it is guessing…"}
+                yield {status: table + f"\n\nSolving from {starts} random starts to show where it is guessing…"}
                 _, spread = restart_spread(generator, problem, next(iter(configs.values())))
             figures = spread_summary(spread, problem.operator)
             summary = f"Spread of {starts} starts: {figures['spread_mean']:.4f} on average"

@@ -34,7 +34,7 @@ from ilo_core.images import (ImageError, image_format, image_size, load_image, l
 from ilo_core.methods import Solve
 from ilo_core.operators import TASKS
 from ilo_core.problems import evaluate, from_observation, simulate
-from ilo_core.spread import restart_spread, spread_heatmap, spread_summary
+from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 
 
 def _steps(text: str) -> list[int]:
@@ -123,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "back to the next when no face is found")
     s.add_argument("--crop-out", type=Path, help="write the aligned crop given to the generator (PNG)")
     s.add_argument("--repaired", type=Path, help="write the photo repaired at its own size (PNG)")
-    s.add_argument("--spread", type=Path, help="also solve from 4 random starts as one batch and write the "
-                                               "per-pixel spread of their results as a heat map (PNG): where it "
-                                               "is guessing")
+    s.add_argument("--spread", type=Path, help="write the per-pixel spread of the solve's starts as a heat map "
+                                               "(PNG): where it is guessing (a solve of one start also solves from "
+                                               f"{SPREAD_STARTS} random starts as one batch)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("convert", help="any StyleGAN-2 checkpoint -> one .safetensors that loads faster")
     c.add_argument("source", type=Path, help="rosinality .pt, NVlabs .pkl or a converted .safetensors")
@@ -241,7 +241,7 @@ def run_solve(args: argparse.Namespace) -> dict:
                           args.repaired)
     guessing = {}
     if args.spread is not None:
-        spread = solver.spread()  # the solve's own starts, else 4 more as one batch
+        spread = solver.spread()  # the solve's own starts, else SPREAD_STARTS more as one batch
         spread = spread[0] if spread is not None else restart_spread(generator, problem, config)[1]
         save_image_atomic(Image.fromarray(spread_heatmap(spread)), args.spread)
         guessing.update(spread_summary(spread, problem.operator))

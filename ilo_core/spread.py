@@ -22,7 +22,10 @@ from ilo_core.operators import Inpainting, Operator
 from ilo_core.problems import Problem
 
 
-def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverConfig, restarts: int = 4,
+SPREAD_STARTS = 4  # restarts solved for the spread where the solve itself has one start
+
+
+def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverConfig, restarts: int = SPREAD_STARTS,
                    seed: int | None = None) -> tuple[Tensor, Tensor]:
     """(results [K, 3, R, R] in [-1, 1], spread [R, R] in [0, 1] units) of K restarts solved as one batch.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from ilo_core.config import SolverConfig
 from ilo_core.defaults import default_config
 from ilo_core.operators import CompressedSensing, Inpainting, RandomInpainting
 from ilo_core.problems import simulate
+from ilo_core.solver import ILOSolver
 
 
 def test_a_holes_held_out_ring_is_observed_pixels_next_to_it():
@@ -82,7 +85,6 @@ def test_another_schedule_needs_evidence_to_replace_the_default():
 
 
 def test_candidate_radius_scales_are_per_item_radii(dcgan):
-    from ilo_core.solver import ILOSolver
 
     op = Inpainting.box(64, 20, 20, 20, 20)
     y = op.A(dcgan.render(dcgan.sample_variables(1, torch.Generator().manual_seed(0)))).repeat(2, 1, 1, 1)
@@ -99,6 +101,27 @@ def test_candidate_radius_scales_are_per_item_radii(dcgan):
     assert (free.state["features"] - h0).abs().sum() > 1.0
     with pytest.raises(ValueError, match="radius_scales"):
         ILOSolver(dcgan, op, y, cfg, radius_scales=torch.tensor([1.0]))
+
+
+@pytest.mark.parametrize("observed", [0.05, 0.25], ids=["5%", "25%"])
+def test_too_few_held_out_pixels_keep_the_default_schedule_at_ilos_cost(dcgan, faces64, observed):
+    """At 5 % of 64 x 64 pixels 15 % of them is about 30 pixels (90 entries): too few to choose
+    on, so ilo-auto is plain ILO, bit for bit and at its cost; at 25 % it tries its candidates."""
+    problem = simulate("random-inpaint", faces64[0], observed=observed, seed=2)
+    config = default_config(dcgan, "random-inpaint", "ilo-auto", observed=observed, steps=[4, 4, 4, 4], mean_of=1)
+    auto = AutoSolve(dcgan, problem.operator, problem.observation, config)
+    events = list(auto.run())
+    assert auto.too_few == (observed == 0.05) and len(events) == auto.total_steps
+    if not auto.too_few:
+        assert auto.work_steps > config.total_steps and len(auto.choices[0].candidates) == 3 * len(SCALES)
+        return
+    assert auto.work_steps == config.total_steps and auto.choices[0].candidates == []
+    assert "too few to choose on" in auto.choices[0].describe() and auto.choices[0].radius_scale == 1.0
+    plain = ILOSolver(dcgan, problem.operator, problem.observation, replace(config, method="ilo"))
+    for _ in plain.run():
+        pass
+    assert torch.equal(auto.best_image(), plain.best_image())
+    assert SolverConfig.from_dict(auto.solver.best[0].config).method == "ilo-auto"
 
 
 def test_the_cli_reports_the_choice(tmp_path):

@@ -28,12 +28,13 @@ def test_quick_evaluation_writes_results_json_report_plots_and_contact_sheet(tmp
     expected = sum(len(images) for s in grid(64, quick=True) for m in meta["methods"] if applicable(m, s.task))
     expected += len(images) * 4
     assert len(records) == expected
+    assert any(r["method"] == "ilo-auto" and r["steps"] > 40 for r in records)  # it tried candidates somewhere
     for r in records:
         assert RECORD_KEYS <= set(r)
         assert all(math.isfinite(r[k]) for k in ("mse", "psnr", "lpips", "measurement_mse", "seconds"))
         assert 0 <= r["mse"] <= 1 and r["lpips"] >= 0
-        if r["method"] == "ilo-auto":  # its work in batch steps: at most twice the budget
-            assert 40 < r["steps"] <= 80
+        if r["method"] == "ilo-auto":  # its work in batch steps: at most twice the budget (the budget
+            assert 40 <= r["steps"] <= 80  # itself where too few measurements can be held out to choose)
         else:
             assert r["steps"] == (0 if r["method"] in ("bm3d", "telea", "navier-stokes") else 40)
         if r["task"] in ("inpaint", "random-inpaint"):
