@@ -62,7 +62,7 @@ class AutoChoice:
 
     radius_scale: float
     rounds: int                      # rounds 0 .. rounds - 1; the best iterate among them is the answer
-    held_out_mse: float              # the chosen candidate's estimated error (see `score_groups`)
+    held_out_mse: float | None       # the chosen candidate's estimated error (see `score_groups`); None: no candidates
     held_out: str                    # what was held out, in words
     candidates: list[dict]           # {"radius_scale", "rounds", "held_out_mse", "gain", "gain_se"} each
 
@@ -193,16 +193,16 @@ class AutoSolve:
         self.seed, self.scales = seed, tuple(float(s) for s in scales)
         self.solver = ILOSolver(generator, self.operator, self.observation, self.config)
         self.choices: list[AutoChoice] = []
-        self.held_out = held_out_split(self.operator, self.observation, self.seed)
-        held_entries = int(self.held_out[1][0].sum())
+        self.train_op, self.held, self.held_text = held_out_split(self.operator, self.observation, self.seed)
+        held_entries = int(self.held[0].sum())
         # too few held-out entries to tell the candidates apart (their errors' spread is noise and
         # the best of 3 x rounds candidates is chosen): ILO's default schedule, at ILO's cost
         self.too_few = held_entries < MIN_HELD_OUT
         steps = self.config.steps
         if self.too_few:
             self.total_steps = self.work_steps = self.config.total_steps
-            self.held_out = (*self.held_out[:2], f"only {held_entries} measurements could be held out, fewer than "
-                                                  f"{MIN_HELD_OUT}: too few to choose on")
+            self.held_text = (f"only {held_entries} measurements could be held out, fewer than {MIN_HELD_OUT}: "
+                              "too few to choose on")
             return
         # progress events: round 0, the candidates' batched steps, rounds 1.. again (fewer if fewer are chosen)
         self.total_steps = steps[0] + sum(_candidate_steps(steps)[1:]) + sum(steps[1:])
@@ -213,7 +213,7 @@ class AutoSolve:
         done = 0
         if self.too_few:  # plain ILO (bit-identical), its answer labelled as ilo-auto's default choice
             yield from self.solver.run()
-            self.choices = [AutoChoice(1.0, cfg.rounds, math.nan, self.held_out[2], [])] * batch
+            self.choices = [AutoChoice(1.0, cfg.rounds, None, self.held_text, [])] * batch
             for best in self.solver.best:
                 if best is not None:
                     best.config = replace(_schedule(cfg, cfg.rounds), method="ilo-auto").to_dict()
@@ -230,7 +230,7 @@ class AutoSolve:
             return
         start = self.solver.round_start(1)
         # 2. the candidates as one batch: item c * batch + b is scale c on image b
-        train_op, held, held_text = self.held_out
+        train_op, held, held_text = self.train_op, self.held, self.held_text
         cand_cfg = _candidate_config(cfg)
         scales = torch.tensor(self.scales).repeat_interleave(batch)
         observations = _tile(self.observation, k)

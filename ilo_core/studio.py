@@ -458,9 +458,11 @@ def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[
     parts = [f"{sum(active)} steps"]
     if starts > 1:
         parts.append(f"the mean of {starts} starts as one batch")
+    lead = "About"
     if work != sum(active):
-        parts.append(f"the radii candidates: {work / max(1, sum(active)):.1f}x the work")
-    return (f"About **{work * per_step:.0f} s** for " + ", ".join(parts) + f" on this {generator.device.type} "
+        lead = "Up to"
+        parts.append(f"the radii candidates: up to {work / max(1, sum(active)):.1f}x the work")
+    return (f"{lead} **{work * per_step:.0f} s** for " + ", ".join(parts) + f" on this {generator.device.type} "
             f"({per_step * 1000:.0f} ms per step, measured at start-up).")
 
 

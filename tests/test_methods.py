@@ -129,4 +129,4 @@ def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
     assert "About **5 s**" in hole and "the mean of 4 starts" in hole
     assert "starts" not in run_estimate(dcgan, "inpaint", "csgm-mse", [50, 50, 50, 50], cost)
     auto = run_estimate(dcgan, "inpaint", "ilo-auto", [50, 50, 0, 50], cost)   # a 0 ends the schedule
-    assert f"About **{work_steps([50, 50]) * 0.025:.0f} s** for 100 steps" in auto and "candidates" in auto
+    assert f"Up to **{work_steps([50, 50]) * 0.025:.0f} s** for 100 steps" in auto and "candidates" in auto
