@@ -15,8 +15,8 @@ here otherwise. `auto_solve` chooses by held-out measurement error:
    pixels it saw, the missing share by the held-out pixels), so
    "which round's iterate to keep" (how many rounds) is chosen too, at no extra cost. The
    lowest estimated error wins if it beats the default schedule's by EVIDENCE standard
-   errors (paired, entry by entry); else the default is kept (and the result is then
-   bit-identical to plain ILO's).
+   errors (paired, over BLOCK x BLOCK pixel blocks: neighbouring pixels' errors are not
+   independent); else the default is kept (and the result is then bit-identical to plain ILO's).
    With several starts per image (`starts`, `SolverConfig.mean_of`) the candidates are
    scored on the mean of the starts (the answer), and one choice serves them all. With
    fewer than MIN_HELD_OUT held-out entries per image (random pixels at 10 % or less of a
@@ -53,6 +53,7 @@ HELD_OUT_FRACTION = 0.15        # random measurements held out (not a painted ho
 RING_FRACTION = 1 / 16          # a hole's held-out ring: this fraction of the image side wide
 EVIDENCE = 2.0                  # another schedule must beat the default's (radius x 1, every round) estimated
                                 # error by this many standard errors (paired over the scored pixels)
+BLOCK = 4                       # px: the standard error's blocks of correlated pixel errors (see `paired_scores`)
 MIN_HELD_OUT = 300              # fewer held-out measurement entries per image: no candidates, the default schedule
 
 
@@ -138,17 +139,33 @@ def score_groups(operator: Operator, train_op: Operator, held: Tensor) -> list[t
     return [(held, 1.0 - observed), (train_op.keep.expand_as(held), observed)]
 
 
+def _block_sums(x: Tensor, block: int = BLOCK) -> Tensor:
+    """An item's measurement-shaped tensor -> its sums over BLOCK x BLOCK pixel blocks (all
+    channels together), flattened; a tensor that is not [C, H, W] with H, W >= 2 x block: itself."""
+    if x.ndim != 3 or min(x.shape[-2:]) < 2 * block:
+        return x.flatten()
+    h, w = x.shape[-2:]
+    summed = F.pad(x.sum(0), (0, -w % block, 0, -h % block))
+    return summed.view(summed.shape[0] // block, block, summed.shape[1] // block, block).sum((1, 3)).flatten()
+
+
 def paired_scores(errors: Tensor, default: Tensor, groups: list[tuple[Tensor, float]]) -> tuple[float, float, float]:
     """(estimated error, its difference to the default's, the difference's standard error)
-    for one item's squared errors `errors` and the default schedule's `default` (its shape)."""
+    for one item's squared errors `errors` and the default schedule's `default` (its shape).
+    Neighbouring pixels' errors are correlated, so the standard error treats each BLOCK x BLOCK
+    block of pixels (all channels) as one draw (a cluster-robust variance of the mean)."""
     estimate = gain = variance = 0.0
     for mask, weight in groups:
-        d = (errors - default)[mask]
-        if d.numel() == 0:
+        n = float(mask.sum())
+        if n == 0:
             continue
-        estimate += weight * float(errors[mask].mean())
-        gain += weight * float(d.mean())
-        variance += weight ** 2 * float(d.var()) / d.numel() if d.numel() > 1 else 0.0
+        keep = mask.to(errors.dtype)
+        d = (errors - default) * keep
+        mean = float(d.sum()) / n
+        estimate += weight * float((errors * keep).sum()) / n
+        gain += weight * mean
+        sums, counts = _block_sums(d), _block_sums(keep)
+        variance += weight ** 2 * float((sums - counts * mean).square().sum()) / n ** 2
     return estimate, gain, math.sqrt(variance)
 
 

@@ -84,6 +84,23 @@ def test_another_schedule_needs_evidence_to_replace_the_default():
     assert (choose(rows, 4, "").radius_scale, choose(rows, 4, "").rounds) == (4.0, 3)
 
 
+def test_the_standard_error_counts_blocks_of_neighbouring_pixels_as_one_draw():
+    """The same per-pixel differences, independent or constant over 8 x 8 patches: the gain is
+    the same, its standard error much larger when neighbours move together (and about the
+    plain one when they do not)."""
+    g = torch.Generator().manual_seed(0)
+    default = torch.rand(3, 64, 64, generator=g)
+    mask = torch.ones(3, 64, 64, dtype=torch.bool)
+    patches = torch.randn(1, 3, 8, 8, generator=g)
+    smooth = torch.nn.functional.interpolate(patches, scale_factor=8, mode="nearest")[0] * 0.01
+    shuffled = smooth.flatten()[torch.randperm(smooth.numel(), generator=g)].view_as(smooth)
+    _, gain_a, se_smooth = paired_scores(default + smooth, default, [(mask, 1.0)])
+    _, gain_b, se_iid = paired_scores(default + shuffled, default, [(mask, 1.0)])
+    assert gain_a == pytest.approx(gain_b, abs=1e-9)
+    plain = float(shuffled.std()) / shuffled.numel() ** 0.5
+    assert se_iid == pytest.approx(plain, rel=0.25) and se_smooth > 3 * se_iid
+
+
 def test_candidate_radius_scales_are_per_item_radii(dcgan):
 
     op = Inpainting.box(64, 20, 20, 20, 20)
