@@ -102,7 +102,6 @@ def test_the_standard_error_counts_blocks_of_neighbouring_pixels_as_one_draw():
 
 
 def test_candidate_radius_scales_are_per_item_radii(dcgan):
-
     op = Inpainting.box(64, 20, 20, 20, 20)
     y = op.A(dcgan.render(dcgan.sample_variables(1, torch.Generator().manual_seed(0)))).repeat(2, 1, 1, 1)
     cfg = SolverConfig(steps=(3, 5), lpips_weight=0.0, geodesic_weight=0.0, radii={"state": [None, 50.0]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import DCGAN_FILL_STARTS, default_config
 from ilo_core.evaluate import inpainting_mask
@@ -113,7 +114,6 @@ def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, face
         assert all(s is not None and s.round_index < choice.rounds for s in starts)
         assert torch.allclose(job.images()[b].cpu(), torch.cat([s.image for s in starts]).mean(0))
     with pytest.raises(ValueError, match="cannot be 2 starts"):
-        from ilo_core.auto import AutoSolve
         AutoSolve(dcgan, problem.operator, problem.observation[:1].repeat(3, 1, 1, 1),
                   default_config(dcgan, "inpaint", "ilo-auto", mean_of=1), starts=2)
 
