@@ -70,10 +70,11 @@ def default_steps(generator: "SplitGenerator", per_round: int = STEPS_PER_ROUND)
     return [per_round] * default_rounds(generator)
 
 
-def default_mean_of(generator: "SplitGenerator", task: str) -> int:
-    """Random starts whose mean image is the answer: DCGAN_FILL_STARTS for holes and random
-    pixels on the DCGAN (see the module notes), else 1."""
-    return DCGAN_FILL_STARTS if generator.kind == "dcgan" and task in FILL_TASKS else 1
+def default_mean_of(generator: "SplitGenerator", task: str, method: str = "ilo") -> int:
+    """Random starts whose mean image is the answer: DCGAN_FILL_STARTS for ILO and ilo-auto on
+    holes and random pixels on the DCGAN (see the module notes), else 1 (the CSGM baselines)."""
+    fill = generator.kind == "dcgan" and task in FILL_TASKS and method in ("ilo", "ilo-auto")
+    return DCGAN_FILL_STARTS if fill else 1
 
 
 def default_geodesic_weight(generator: "SplitGenerator") -> float:
@@ -109,7 +110,6 @@ def default_config(generator: "SplitGenerator", task: str, method: str = "ilo", 
         n = len(ilo_steps)
         kwargs["steps"] = tuple(ilo_steps)
         kwargs["radii"] = {g: _fit(v, n) for g, v in radii_table.items()}
-        kwargs["mean_of"] = default_mean_of(generator, task)
     else:
         kwargs["steps"] = (sum(ilo_steps),)
         kwargs["radii"] = {}
@@ -122,6 +122,7 @@ def default_config(generator: "SplitGenerator", task: str, method: str = "ilo", 
         if method != "csgm-mse" and task == "compressed-sensing":
             raise ValueError("compressed sensing measurements have no image view: use csgm-mse")
     kwargs["method"] = method
+    kwargs["mean_of"] = default_mean_of(generator, task, method)
     kwargs.update(overrides)
     return SolverConfig(**kwargs)
 

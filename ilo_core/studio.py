@@ -452,7 +452,7 @@ def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[
         if not value:
             break
         active.append(int(value))
-    starts = default_mean_of(generator, task) if method in ("ilo", "ilo-auto") else 1
+    starts = default_mean_of(generator, task, method)
     work = auto_work_steps(active) if method == "ilo-auto" and len(active) >= 2 else sum(active)
     per_step = seconds.get(starts, seconds[1] * starts)
     parts = [f"{sum(active)} steps"]
