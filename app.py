@@ -232,7 +232,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                 interactive=False, elem_id="downloads")
                 progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
                                        interactive=False, elem_id="progression")
-                spread_img = gr.Image(label="Where it is guessing: the spread of 4 starts (bright = unsure)",
+                spread_img = gr.Image(label="Where it is guessing: the spread of its starts (bright = unsure)",
                                       interactive=False, elem_id="spread", visible=True)
                 saved_file = gr.File(label="Load a saved result (a *_state.safetensors download)",
                                      file_types=[".safetensors"], type="filepath", height=90)

@@ -12,19 +12,21 @@ feature maps; 0.5x and 2-3x were no better), and no LPIPS: at 64 px, AlexNet-LPI
 raised the true MSE of ILO by 1.2-2x on every task with an image view (random
 inpainting at 25-50 %, box and painted masks, denoising).
 
-Holes and random pixels on the DCGAN are solved from DCGAN_FILL_STARTS = 4 random starts
+Holes and random pixels on the DCGAN are solved from DCGAN_FILL_STARTS = 6 random starts
 per image as one batch and the answer is their mean (`SolverConfig.mean_of`,
 `ilo_core.methods`): each start fills the missing pixels with a different plausible guess,
-and their mean has the lower expected error. Measured (`scripts/fill_starts.py`, 64 px,
-4 x 50 steps, 2 observation seeds), hole PSNR over box / eyes / strokes, one start of the
-earlier default (three rounds of 67, 67, 66 steps) -> the mean of 4 starts, Telea beside:
-2 example faces 15.27 -> 16.83 dB (Telea 15.32), 4 real faces not used for the choice
-16.54 -> 17.83 (Telea 16.40); the right half 10.38 -> 11.92 and 11.98 -> 13.45 (Telea 10.75,
-11.46); hole LPIPS about unchanged (0.043 -> 0.045, 0.050 -> 0.044). The CSGM baselines
-keep one start. 8 starts add 0.2-0.3 dB at twice the work and
-a blurrier fill (LPIPS 0.05); with 4 starts four rounds fill better than three (+0.3 dB on the
-unseen faces, lower LPIPS), so holes keep the default four rounds. Random inpainting at
-5 %: true MSE 1.2-1.5x lower than one start (2.5x below CSGM-MSE on held-out samples).
+and their mean has the lower expected error. Measured (`scripts/fill_starts.py --starts 8`,
+64 px, 4 x 50 steps, 2 observation seeds), hole PSNR over box / eyes / strokes for the mean of
+1 / 4 / 6 / 8 starts, Telea beside: 2 example faces 15.51 / 16.73 / 16.86 / 16.97 dB (Telea
+15.32), 4 real faces not used for the choice 16.33 / 17.79 / 18.04 / 18.08 (Telea 16.40); the
+right half 10.54 / 11.90 / 12.06 / 11.97 and 11.94 / 13.69 / 13.61 / 13.38 (Telea 10.75,
+11.46). The mean blurs where the starts disagree: hole LPIPS 0.044 / 0.046 / 0.048 and
+0.045 / 0.046 / 0.047 for 4 / 6 / 8 (the example faces' half 0.165 / 0.173 / 0.187). Six is
+the fewest that clear Telea by 1.5 dB on the example faces (the unseen faces agree), at
+1.3-1.4x the seconds per step of 4 on a CPU; 8 cost 2x for 0.1 dB more and a blurrier fill. Earlier, one start with three rounds (67, 67, 66 steps)
+filled 15.27 and 16.54 dB; with several starts four rounds fill better than three, so holes
+keep the default four rounds. The CSGM baselines keep one start. Random inpainting at 5 %:
+the mean's true MSE is 1.2-1.5x lower than one start's.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ STEPS_PER_ROUND = 50        # Adam steps per round (paper appendix 7.3)
 LEARNING_RATE = 0.1         # Adam's base learning rate (ramp-up, cosine ramp-down)
 MSE_WEIGHT = 1.0
 STYLEGAN_GEODESIC_WEIGHT = 0.01  # geocross on the active latent rows (StyleGAN-2; the DCGAN has one latent)
-DCGAN_FILL_STARTS = 4       # painted holes and random pixels on the DCGAN: the mean of 4 starts (see above)
+DCGAN_FILL_STARTS = 6       # painted holes and random pixels on the DCGAN: the mean of 6 starts (see above)
 FILL_TASKS = ("inpaint", "random-inpaint")
 
 STYLEGAN_RADII = {

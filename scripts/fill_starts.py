@@ -45,7 +45,7 @@ def main() -> None:
     clean = torch.cat([im.image for im in images])
     n, k = len(images), args.starts
     lpips = PerceptualDistance("alex", size=None, device=g.device)
-    counts = [c for c in (1, 2, 4, 8, 16, 32) if c <= k]
+    counts = [c for c in (1, 2, 4, 6, 8, 16, 32) if c <= k]
     scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for shape in MASKS:
         setting = Setting("inpaint", shape, 0.0, {"mask": inpainting_mask(shape, g.resolution)})

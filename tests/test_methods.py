@@ -20,10 +20,10 @@ def _eyes_problem(faces64, n: int = 2):
     return simulate("inpaint", torch.cat(faces64[:n]), mask=inpainting_mask("eyes", 64))
 
 
-def test_defaults_average_four_starts_for_dcgan_fills_only(dcgan, stylegan64):
-    assert default_config(dcgan, "inpaint").mean_of == DCGAN_FILL_STARTS == 4
-    assert default_config(dcgan, "random-inpaint", observed=0.05).mean_of == 4
-    assert default_config(dcgan, "inpaint", "ilo-auto").mean_of == 4
+def test_defaults_average_six_starts_for_dcgan_fills_only(dcgan, stylegan64):
+    assert default_config(dcgan, "inpaint").mean_of == DCGAN_FILL_STARTS == 6
+    assert default_config(dcgan, "random-inpaint", observed=0.05).mean_of == 6
+    assert default_config(dcgan, "inpaint", "ilo-auto").mean_of == 6
     assert default_config(dcgan, "inpaint", "csgm-mse").mean_of == 1  # the baselines keep one start
     assert default_config(dcgan, "super-resolution").mean_of == 1
     assert default_config(stylegan64, "inpaint").mean_of == 1
@@ -56,10 +56,10 @@ def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan
     events = list(job.run())
     assert len(events) == job.total_steps == 20
     assert all(e.image is None or e.image.shape == (2, 3, 64, 64) for e in events)  # previews: the means
-    rows = job.solver.best_image().view(2, 4, 3, 64, 64)
+    rows = job.solver.best_image().view(2, DCGAN_FILL_STARTS, 3, 64, 64)
     assert torch.allclose(job.images().cpu(), rows.mean(1))
     best = job.best[1]
-    assert best.state["features"].shape[0] == 4 and best.config["mean_of"] == 4
+    assert best.state["features"].shape[0] == DCGAN_FILL_STARTS and best.config["mean_of"] == DCGAN_FILL_STARTS
     best.save(tmp_path / "state.safetensors")
     again = Reconstruction.load(tmp_path / "state.safetensors")
     assert torch.allclose(again.render(dcgan).cpu(), best.image, atol=1e-5)
@@ -81,11 +81,11 @@ def test_a_stopped_mean_keeps_every_image_and_a_rerun_is_bit_identical(dcgan, fa
     for _ in full.rerun_from(2, config):
         pass
     assert torch.equal(full.images(), solve(dcgan, problem.operator, problem.observation, config).images())
-    with pytest.raises(ValueError, match="averages 4 starts"):
+    with pytest.raises(ValueError, match=f"averages {DCGAN_FILL_STARTS} starts"):
         next(full.rerun_from(2, default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], mean_of=2)))
 
 
-def test_the_mean_of_four_starts_fills_the_eyes_better_than_one_start(dcgan, faces64):
+def test_the_mean_of_the_starts_fills_the_eyes_better_than_one_start(dcgan, faces64):
     """On both example faces (an eyes box, the default 4 x 50 steps): averaging the starts'
     guesses of the missing pixels lowers the hole's error well below a start's on average,
     as the starts fill the hole differently (equal fills would give no gain)."""
@@ -93,9 +93,9 @@ def test_the_mean_of_four_starts_fills_the_eyes_better_than_one_start(dcgan, fac
     job = solve(dcgan, problem.operator, problem.observation, default_config(dcgan, "inpaint"))
     missing = inpainting_mask("eyes", 64)
     starts = job.solver.best_image()
-    start_err = hole_mse01(starts, problem.clean.cpu().repeat_interleave(4, 0), missing).view(2, 4)
+    start_err = hole_mse01(starts, problem.clean.cpu().repeat_interleave(DCGAN_FILL_STARTS, 0), missing).view(2, -1)
     mean_err = hole_mse01(job.images().cpu(), problem.clean.cpu(), missing)
-    print(f"hole MSE, mean of 4 {mean_err.tolist()} against each start {start_err.tolist()}")
+    print(f"hole MSE, mean of {DCGAN_FILL_STARTS} {mean_err.tolist()} against each start {start_err.tolist()}")
     assert bool((mean_err < 0.85 * start_err.mean(dim=1)).all())
 
 
@@ -122,11 +122,11 @@ def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
     from ilo_core.auto import work_steps
     from ilo_core.studio import run_estimate
 
-    cost = {1: 0.010, 4: 0.025}   # seconds per step by batch size
+    cost = {1: 0.010, DCGAN_FILL_STARTS: 0.025}   # seconds per step by batch size
     plain = run_estimate(dcgan, "super-resolution", "ilo", [50, 50, 50, 50], cost)
     assert "About **2 s** for 200 steps" in plain and "starts" not in plain
     hole = run_estimate(dcgan, "inpaint", "ilo", [50, 50, 50, 50], cost)
-    assert "About **5 s**" in hole and "the mean of 4 starts" in hole
+    assert "About **5 s**" in hole and f"the mean of {DCGAN_FILL_STARTS} starts" in hole
     assert "starts" not in run_estimate(dcgan, "inpaint", "csgm-mse", [50, 50, 50, 50], cost)
     auto = run_estimate(dcgan, "inpaint", "ilo-auto", [50, 50, 0, 50], cost)   # a 0 ends the schedule
     assert f"Up to **{work_steps([50, 50]) * 0.025:.0f} s** for 100 steps" in auto and "candidates" in auto
