@@ -23,9 +23,10 @@ right half 10.54 / 11.90 / 12.06 / 11.97 and 11.94 / 13.69 / 13.61 / 13.38 (Tele
 11.46). The mean blurs where the starts disagree: hole LPIPS 0.044 / 0.046 / 0.048 and
 0.045 / 0.046 / 0.047 for 4 / 6 / 8 (the example faces' half 0.165 / 0.173 / 0.187). Six is
 the fewest that clear Telea by 1.5 dB on the example faces (the unseen faces agree), at
-1.3-1.4x the seconds per step of 4 on a CPU; 8 cost 2x for 0.1 dB more and a blurrier fill. Earlier, one start with three rounds (67, 67, 66 steps)
-filled 15.27 and 16.54 dB; with several starts four rounds fill better than three, so holes
-keep the default four rounds. The CSGM baselines keep one start. Random inpainting at 5 %:
+1.3-1.4x the seconds per step of 4 on a CPU; 8 cost 2x for 0.1 dB more and a blurrier
+fill. Earlier, one start with three rounds (67, 67, 66 steps) filled 15.27 and 16.54 dB;
+with several starts four rounds fill better than three, so holes keep the default four
+rounds. The CSGM baselines keep one start. Random inpainting at 5 %:
 the mean's true MSE is 1.2-1.5x lower than one start's.
 """
 

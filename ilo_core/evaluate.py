@@ -9,7 +9,7 @@ Every image x task x level x method x seed becomes one record of `DIR/results.js
 seeds, so every number can be reproduced. All iterative methods get the same total
 number of steps (ILO: `steps_per_layer` on each of four layers; CSGM: the sum). ILO's
 answer for holes and random pixels on the DCGAN is the mean of 6 starts solved as one batch
-(the records' "starts"; the same steps per start, about 2-4x the seconds on a CPU).
+(the records' "starts"; the same steps per start, about 4.5x the seconds of one start on a CPU).
 """
 
 from __future__ import annotations
