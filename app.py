@@ -214,6 +214,10 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     lr = gr.Slider(0.001, 1.0, value=LEARNING_RATE, step=0.001, label="Learning rate")
                     seed = RawNumber(value=0, label="Seed (a whole number)")
                     l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
+                    detail = gr.Slider(0, 2, value=0, step=0.1, label="Fill detail (px, painted holes)",
+                                       info="the answer is the mean of several starts, blurred where they "
+                                            "disagree: put back one start's detail finer than this into the hole "
+                                            "(sharper, a little further from the truth); 0 = the plain mean")
             with gr.Column(scale=1):
                 status = gr.Markdown("Press **Run** to start.", label="Status")
                 before_after = gr.ImageSlider(label="Your photo: before / after (drag the handle)", type="numpy",
@@ -280,7 +284,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                  *[f"steps_layer_{r}" for r in range(rounds)],
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
                  "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
-                 "show_spread", "mask_file"]  # last: the only one without a default
+                 "fill_detail", "show_spread", "mask_file"]  # last: the only one without a default
 
         per_round = {n for n in names if n.startswith("steps_layer_") or "_radius_layer_" in n}
 
@@ -318,7 +322,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                          for g in groups},
                                   observed_pct=v["observed_pct"], mse_weight=v["mse_weight"],
                                   lpips_weight=v["lpips_weight"], geodesic_weight=v["geodesic_weight"],
-                                  lr=v["learning_rate"], seed=seed_value, l1_projection=v["l1_projection"])
+                                  lr=v["learning_rate"], seed=seed_value, l1_projection=v["l1_projection"],
+                                  fill_detail=v["fill_detail"])
                     if m == "compare":
                         configs = {"ILO": build_config(generator, t, "ilo", **common),
                                    "CSGM-MSE": build_config(generator, t, "csgm-mse", **common)}
@@ -417,7 +422,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         editor.upload(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name="upload")
         alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)
         example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
-        controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1]
+        controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1,
+                    detail]
         run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls,
                       show_spread, mask_file]
         run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after,

@@ -37,6 +37,9 @@ class SolverConfig:
     restarts: int = 1                                 # random restarts; the best by measurement MSE wins
     mean_of: int = 1                                  # random starts per image solved as one batch, the answer
                                                       # their mean image (`ilo_core.methods.Solve`); 1 = one start
+    fill_detail: float = 0.0                          # with mean_of > 1 on inpainting: sigma (px) of the start's
+                                                      # high frequencies put back in the hole (`ilo_core.detail`);
+                                                      # 0 = the plain mean
     seed: int = 0                                     # seeds the initial variables
     preview_every: int = 10                           # send the current image every N steps
     method: str = "ilo"                               # label: ilo or a csgm-* baseline
@@ -98,6 +101,9 @@ class SolverConfig:
         for name in ("restarts", "mean_of", "preview_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not (isinstance(self.fill_detail, (int, float)) and math.isfinite(self.fill_detail)
+                and 0 <= self.fill_detail <= 8):
+            raise ValueError(f"fill_detail must be a number of pixels from 0 to 8, got {self.fill_detail!r}")
         if self.mean_of > 1 and self.restarts > 1:
             raise ValueError("mean_of (starts averaged) and restarts (best of sequential starts) cannot be combined")
         if not isinstance(self.range_projection_steps, int) or self.range_projection_steps < 0:

@@ -7,7 +7,9 @@ of the K starts' best images: where the observations pin the image down the star
 and the mean is any of them; where they do not (a painted hole) each start guesses
 differently and their mean is the lower-error estimate (the minimum-MSE guess averages
 over the plausible fills; one start is one draw). The starts' per-pixel standard
-deviation is the spread (`spread`), at no extra cost. Images are [B, 3, R, R] in [-1, 1].
+deviation is the spread (`spread`), at no extra cost. With `config.fill_detail` > 0 on
+inpainting, the mean gets one start's fine detail back inside the hole (`ilo_core.detail`).
+Images are [B, 3, R, R] in [-1, 1].
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from torch import Tensor
 
 from ilo_core.auto import AutoChoice, AutoSolve
 from ilo_core.config import SolverConfig
+from ilo_core.detail import hole_detail
 from ilo_core.generators.base import SplitGenerator, State
 from ilo_core.losses import measurement_mse
-from ilo_core.operators import Operator, as_operator
+from ilo_core.operators import Inpainting, Operator, as_operator
 from ilo_core.reconstruction import Reconstruction
 from ilo_core.solver import ILOSolver, Progress
 
@@ -41,6 +44,12 @@ class Solve:
         self.starts = self.config.mean_of
         self.items = observation.shape[0]
         self.y = observation.to(generator.device)
+        self.missing: Tensor | None = None  # the hole that fill detail goes into, [1, 1, R, R] bool
+        if self.config.fill_detail > 0:
+            if not isinstance(self.operator, Inpainting):
+                raise ValueError("fill detail goes into a hole: it needs an inpainting task")
+            if self.starts > 1:  # one start is sharp already: nothing to put back
+                self.missing = ~self.operator.keep.to(generator.device)
         # row b * K + k is start k of image b
         rows = self.y.repeat_interleave(self.starts, 0) if self.starts > 1 else self.y
         inner = replace(self.config, mean_of=1)
@@ -99,8 +108,17 @@ class Solve:
         return rows.view(self.items, self.starts, *rows.shape[1:])
 
     def _mean(self, rows: Tensor) -> Tensor:
-        """[B * K, ...] -> [B, ...], the mean over each image's K starts."""
-        return self._grouped(rows).mean(1)
+        """[B * K, 3, R, R] -> [B, 3, R, R], the mean over each image's K starts (and its fill detail)."""
+        groups = self._grouped(rows)
+        if self.missing is None:
+            return groups.mean(1)
+        return torch.cat([g.mean(0, keepdim=True) + self._detail(g) for g in groups])
+
+    def _detail(self, starts: Tensor) -> Tensor:
+        """What fill detail adds to the mean of one image's starts [K, 3, R, R] -> [1, 3, R, R]."""
+        if self.missing is None:
+            return torch.zeros_like(starts[:1])
+        return hole_detail(starts, self.missing.to(starts.device), self.config.fill_detail)
 
     # --- results -----------------------------------------------------------------------
     @property
@@ -159,14 +177,19 @@ class Solve:
                 for split in range(r.split, last.split):
                     state = gen.advance(split, state, variables)
                 states.append({k: v.cpu() for k, v in state.items()})
-            image = torch.cat([r.image for r in found]).mean(0, keepdim=True)
+            rows = torch.cat([r.image for r in found])
+            image = rows.mean(0, keepdim=True)
+            detail = None if self.missing is None else self._detail(rows)
+            if detail is not None:
+                image = image + detail
             meas = float(measurement_mse(self.operator.A(image.to(dev)), self.y[b:b + 1])[0])
         return Reconstruction(
             split=last.split, state={k: torch.cat([s[k] for s in states]) for k in states[0]},
             variables={k: torch.cat([r.variables[k] for r in found]) for k in found[0].variables},
             image=image, measurement_mse=meas, round_index=last.round_index, step=last.step,
             generator_kind=gen.kind, resolution=gen.resolution,
-            config={**last.config, "mean_of": self.starts, "method": self.config.method})
+            config={**last.config, "mean_of": self.starts, "method": self.config.method,
+                    "fill_detail": self.config.fill_detail}, detail=detail)
 
 
 def solve(generator: SplitGenerator, operator: Operator | object, observation: Tensor,

@@ -19,7 +19,8 @@ class Reconstruction:
     """The best iterate of one image: render_from(split, state, variables) reproduces `image`.
 
     State and variables have batch size K: the K starts whose mean image is the answer
-    (`SolverConfig.mean_of`; usually K = 1); `image` is that mean, [1, 3, R, R] in [-1, 1].
+    (`SolverConfig.mean_of`; usually K = 1); `image` is that mean, [1, 3, R, R] in [-1, 1],
+    plus `detail` where fill detail was asked for (`ilo_core.detail`; [1, 3, R, R], else None).
     """
 
     split: int
@@ -32,9 +33,10 @@ class Reconstruction:
     generator_kind: str
     resolution: int
     config: dict = field(default_factory=dict)
+    detail: Tensor | None = None
 
     def render(self, generator: SplitGenerator) -> Tensor:
-        """Re-render the image with `generator`: the mean of its K rows, [1, 3, R, R] in [-1, 1]."""
+        """Re-render the image with `generator`: the mean of its K rows (plus `detail`), [1, 3, R, R]."""
         if generator.kind != self.generator_kind or generator.resolution != self.resolution:
             raise ValueError(f"this result was made with {self.generator_kind} at {self.resolution} px; "
                              f"the loaded generator is {generator.kind} at {generator.resolution} px")
@@ -42,13 +44,16 @@ class Reconstruction:
         with torch.no_grad():
             rows = generator.render_from(self.split, {k: v.to(dev) for k, v in self.state.items()},
                                          {k: v.to(dev) for k, v in self.variables.items()})
-        return rows if rows.shape[0] == 1 else rows.mean(0, keepdim=True)
+        image = rows if rows.shape[0] == 1 else rows.mean(0, keepdim=True)
+        return image if self.detail is None else image + self.detail.to(dev)
 
     def save(self, path: str | Path) -> None:
         """Write one safetensors file (tensors + JSON metadata), whole or not at all."""
         tensors = {f"state.{k}": v for k, v in self.state.items()}
         tensors.update({f"variables.{k}": v for k, v in self.variables.items()})
         tensors["image"] = self.image
+        if self.detail is not None:
+            tensors["detail"] = self.detail
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         meta = {"format": "ilo-studio-reconstruction/1", "split": str(self.split),
                 "measurement_mse": repr(self.measurement_mse), "round_index": str(self.round_index),
@@ -76,4 +81,5 @@ class Reconstruction:
             generator_kind=meta["generator_kind"],
             resolution=int(meta["resolution"]),
             config=json.loads(meta["config"]),
+            detail=tensors.get("detail"),
         )

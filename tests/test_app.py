@@ -108,6 +108,17 @@ def test_the_lpips_slider_rules_ilo_on_tasks_with_an_image_view(dcgan):
     assert build_config(dcgan, "inpaint", "csgm-mse", lpips_weight=0.7, **common).lpips_weight == 0
 
 
+def test_the_fill_detail_slider_reaches_averaged_holes_only(dcgan):
+    common = dict(radii={"state": [0, 300, 600, 1200]}, observed_pct=10, mse_weight=1, lpips_weight=0,
+                  geodesic_weight=0, lr=0.1, seed=0, steps=[5, 5])
+    assert build_config(dcgan, "inpaint", "ilo", fill_detail=0.7, **common).fill_detail == 0.7
+    assert build_config(dcgan, "random-inpaint", "ilo-auto", fill_detail=0.7, **common).fill_detail == 0.7
+    assert build_config(dcgan, "inpaint", "csgm-mse", fill_detail=0.7, **common).fill_detail == 0  # one start
+    assert build_config(dcgan, "denoise", "ilo", fill_detail=0.7, **common).fill_detail == 0  # no hole
+    with pytest.raises(InputError, match="from 0 to 8"):
+        build_config(dcgan, "inpaint", "ilo", fill_detail=-1, **common)
+
+
 def test_crop_preview_shows_the_crop_and_the_square_on_the_photo():
     image, square, note = crop_preview(FACE, 64, "landmarks")
     assert image.shape == (64, 64, 3) and max(square.shape[:2]) <= 320 and note.startswith("landmarks:")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import DCGAN_FILL_STARTS, default_config
+from ilo_core.detail import gaussian_blur, medoid
 from ilo_core.evaluate import inpainting_mask
 from ilo_core.methods import Solve, solve
 from ilo_core.metrics import hole_mse01
@@ -130,3 +133,51 @@ def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
     assert "starts" not in run_estimate(dcgan, "inpaint", "csgm-mse", [50, 50, 50, 50], cost)
     auto = run_estimate(dcgan, "inpaint", "ilo-auto", [50, 50, 0, 50], cost)   # a 0 ends the schedule
     assert f"Up to **{work_steps([50, 50]) * 0.025:.0f} s** for 100 steps" in auto and "candidates" in auto
+
+
+def test_fill_detail_sharpens_only_the_hole_and_re_renders_from_its_file(dcgan, faces64, tmp_path):
+    """Fill detail (`SolverConfig.fill_detail`) changes no start: the answer is the plain mean
+    plus the medoid start's high frequencies inside the hole, nothing outside it, and its file
+    re-renders it."""
+    problem = _eyes_problem(faces64)
+    plain_config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], preview_every=3)
+    plain = solve(dcgan, problem.operator, problem.observation, plain_config)
+    job = Solve(dcgan, problem.operator, problem.observation, replace(plain_config, fill_detail=1.0))
+    previews = [e.image for e in job.run() if e.image is not None]
+    assert torch.equal(job.solver.best_image(), plain.solver.best_image())  # the starts are the same
+    missing = inpainting_mask("eyes", 64)
+    added = (job.images() - plain.images()).cpu()
+    assert torch.equal(added[..., ~missing], torch.zeros_like(added[..., ~missing]))  # nothing outside the hole
+    rows = plain.solver.best_image().view(2, DCGAN_FILL_STARTS, 3, 64, 64)
+    for b in range(2):
+        pick = medoid(rows[b].clamp(-1, 1))
+        expected = (pick - gaussian_blur(pick, 1.0)) * missing
+        assert torch.allclose(added[b:b + 1], expected, atol=1e-5)
+    # sharper: more energy above the blur's cut-off inside the hole than the plain mean has
+    def fine(x):
+        return (x - gaussian_blur(x, 1.0))[..., missing].square().mean()
+    assert fine(job.images().cpu()) > 1.5 * fine(plain.images().cpu())
+    assert torch.allclose(previews[-1], job.images().cpu(), atol=1e-5)  # the live preview shows it too
+    best = job.best[0]
+    best.save(tmp_path / "detail.safetensors")
+    again = Reconstruction.load(tmp_path / "detail.safetensors")
+    assert again.config["fill_detail"] == 1.0
+    assert torch.allclose(again.render(dcgan).cpu(), best.image, atol=1e-5)
+
+
+def test_fill_detail_is_refused_where_there_is_no_hole_and_out_of_range(dcgan):
+    with pytest.raises(ValueError, match="from 0 to 8"):
+        SolverConfig(fill_detail=-1.0).validate()
+    with pytest.raises(ValueError, match="from 0 to 8"):
+        SolverConfig(fill_detail=float("nan")).validate()
+    faces = torch.zeros(1, 3, 64, 64)
+    problem = simulate("super-resolution", faces, factor=4)
+    with pytest.raises(ValueError, match="needs an inpainting task"):
+        Solve(dcgan, problem.operator, problem.observation, default_config(dcgan, "super-resolution", fill_detail=1.0))
+
+
+def test_gaussian_blur_keeps_constants_and_the_medoid_is_the_start_nearest_the_mean():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 1.2), flat, atol=1e-6)
+    starts = torch.stack([torch.full((3, 8, 8), v) for v in (-0.5, 0.1, 0.6)])  # mean 0.0667
+    assert torch.equal(medoid(starts), starts[1:2])
