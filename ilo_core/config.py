@@ -37,6 +37,9 @@ class SolverConfig:
     restarts: int = 1                                 # random restarts; the best by measurement MSE wins
     mean_of: int = 1                                  # random starts per image solved as one batch, the answer
                                                       # their mean image (`ilo_core.methods.Solve`); 1 = one start
+    hole_block: int = 0                               # px, painted holes: state maps whose cells cover at least
+                                                      # hole_block x hole_block pixels keep, in cells wholly inside
+                                                      # the hole, their value at the round's start (0 = off)
     fill_detail: float = 0.0                          # with mean_of > 1 on inpainting: sigma (px) of the start's
                                                       # high frequencies put back in the hole (`ilo_core.detail`);
                                                       # 0 = the plain mean
@@ -101,6 +104,8 @@ class SolverConfig:
         for name in ("restarts", "mean_of", "preview_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.hole_block, int) or isinstance(self.hole_block, bool) or self.hole_block < 0:
+            raise ValueError(f"hole_block must be a whole number of pixels >= 0, got {self.hole_block!r}")
         if not (isinstance(self.fill_detail, (int, float)) and math.isfinite(self.fill_detail)
                 and 0 <= self.fill_detail <= 8):
             raise ValueError(f"fill_detail must be a number of pixels from 0 to 8, got {self.fill_detail!r}")

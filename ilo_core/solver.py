@@ -8,6 +8,11 @@
                      optionally project h back to the range of G_before_s (line 5)
     answer           the best iterate by measurement MSE (line 7)
 
+With `config.hole_block` > 0 on a painted hole, the cells of coarse state maps (cells of at
+least hole_block x hole_block pixels) that lie wholly inside the hole keep their in-range value
+in every round: no observed pixel is theirs, and moving them to fit the hole's border painted
+blotches into it (`_hole_cells`).
+
 `ILOSolver.run()` is a Python generator of `Progress` events: close it to stop. The
 best iterate so far stays in `solver.best` (one `Reconstruction` per batch item), also
 after a stop or a NaN. Images are [B, 3, R, R] in [-1, 1] throughout.
@@ -21,13 +26,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ilo_core.adam import Adam
 from ilo_core.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator, State, Variables
 from ilo_core.losses import geodesic_loss, measurement_mse
-from ilo_core.operators import Operator, as_operator
+from ilo_core.operators import Inpainting, Operator, as_operator
 from ilo_core.perceptual import PerceptualDistance
 from ilo_core.projections import project_l1_ball, project_sphere
 from ilo_core.reconstruction import Reconstruction
@@ -128,6 +134,11 @@ class ILOSolver:
             if radius_scales.numel() != self.batch or not bool((radius_scales >= 0).all()):
                 raise ValueError(f"radius_scales needs {self.batch} non-negative factors, one per batch item")
         self.radius_scales = radius_scales
+        self._missing: Tensor | None = None  # [1, 1, R, R] float, 1 = missing, for hole_block
+        if self.config.hole_block > 0:
+            if not isinstance(operator, Inpainting):
+                raise ValueError("hole_block keeps a painted hole's state in range: it needs an inpainting task")
+            self._missing = (~operator.keep.to(generator.device)).float()
         self.best: list[Reconstruction | None] = [None] * self.batch
         # best_after_round[r]: the best iterates over rounds 0..r, per item (what a shorter schedule
         # returns), kept by single-restart runs
@@ -169,9 +180,10 @@ class ILOSolver:
 
     # --- projections ---------------------------------------------------------------
     def project(self, round_index: int, params: RoundTensors, start: RoundTensors,
-                norms: dict[str, Tensor]) -> None:
+                norms: dict[str, Tensor], free: dict[str, Tensor] | None = None) -> None:
         """In place: spherical projection of latents/noises (to their starting norms `norms`),
-        then the l1 balls around their values at the start of the round (line 4's PGD)."""
+        then the l1 balls around their values at the start of the round (line 4's PGD), then
+        the state cells that may not move (`free`, from `_hole_cells`) back to their start."""
         cfg = self.config
         with torch.no_grad():
             for name, p in params.variables.items():
@@ -180,6 +192,22 @@ class ILOSolver:
                 self._project_l1(p, start.variables[name], cfg.radius(self.generator.variable_group(name), round_index))
             for name, p in params.state.items():
                 self._project_l1(p, start.state[name], cfg.radius("state", round_index))
+                if free is not None and name in free:
+                    p.copy_(torch.where(free[name], p, start.state[name]))
+
+    def _hole_cells(self, state: dict[str, Tensor]) -> dict[str, Tensor] | None:
+        """Per state map [B, C, s, s] whose cells cover at least hole_block px a side: a
+        [1, 1, s, s] bool, False where the cell lies wholly inside the hole (it keeps its value);
+        None without hole_block."""
+        if self._missing is None:
+            return None
+        size = self._missing.shape[-1]
+        free = {}
+        for name, t in state.items():
+            if t.ndim == 4 and t.shape[-1] <= size and size // t.shape[-1] >= self.config.hole_block:
+                inside = F.adaptive_avg_pool2d(self._missing, t.shape[-2:]) >= 1.0
+                free[name] = ~inside
+        return free
 
     def _project_l1(self, p: Tensor, start: Tensor, radius: float) -> None:
         if math.isfinite(radius):
@@ -264,6 +292,7 @@ class ILOSolver:
             params = self._round_parameters(split, r, state, variables)
             start = params.detached()
             norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.variables.items()}
+            free = self._hole_cells(params.state)
             optimizer = Adam(params.leaves())
             for step in range(steps):
                 cur_state, cur_vars = {**state, **params.state}, {**variables, **params.variables}
@@ -281,7 +310,7 @@ class ILOSolver:
                     return
                 loss.sum().backward()
                 optimizer.step(lr_schedule(cfg.lr_at(r), step, steps))
-                self.project(r, params, start, norms)
+                self.project(r, params, start, norms, free)
                 preview = step % cfg.preview_every == 0 or step == steps - 1
                 yield self._event(restart, r, split, step, steps, self._done, total, losses,
                                   x if preview else None, self._t0)

@@ -3,11 +3,11 @@
     python scripts/fill_detail.py [--images DIR] [--samples N] [--seeds 2] [--sigmas 0,0.5,0.7,1,1.2]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) on every image: ILO's
-default solve (the mean of DCGAN_FILL_STARTS starts), scored with each `--sigmas` value of fill
+default solve (the mean of DCGAN_FILL_STARTS starts, the hole's coarse cells in range), scored with each `--sigmas` value of fill
 detail put back into the hole (0 = the plain mean; the same solve for every value), beside
 OpenCV's Telea and CSGM-MSE (one start, the same 200 steps). Hole PSNR dB / hole LPIPS (alex,
 the observed pixels pasted back). Images: the faces in assets/ (or --images), plus --samples
-held-out generator samples.
+held-out generator samples; one table row per kind of image and fill.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def main() -> None:
     n = len(images)
     sigmas = [float(s) for s in args.sigmas.split(",")]
     lpips = PerceptualDistance("alex", size=None, device=g.device)
-    scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    kinds = [im.kind for im in images]
+    scores: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for shape in MASKS:
         setting = Setting("inpaint", shape, 0.0, {"mask": inpainting_mask(shape, g.resolution)})
         for seed in range(args.seeds):
@@ -66,17 +67,19 @@ def main() -> None:
                 fill = fill.clamp(-1, 1).to(clean.device)
                 hole = hole_mse01(fill, clean, ~keep)
                 dist = lpips(paste_observed(fill, clean, keep), clean)
-                scores.setdefault((name, shape), []).extend(
-                    (psnr_from_mse(float(h)), float(d)) for h, d in zip(hole, dist))
+                for kind, h, d in zip(kinds, hole, dist):
+                    scores.setdefault((kind, name, shape), []).append((psnr_from_mse(float(h)), float(d)))
             print(f"{shape} seed {seed} done", file=sys.stderr, flush=True)
-    print("| fill | " + " | ".join(MASKS) + " | box/eyes/strokes |")
-    print("|---|" + "---:|" * (len(MASKS) + 1))
-    for name in dict.fromkeys(name for name, _ in scores):
-        cells = [scores[(name, s)] for s in MASKS]
-        psnr = [float(np.mean([p for p, _ in c])) for c in cells]
-        lp = [float(np.mean([d for _, d in c])) for c in cells]
-        print(f"| {name} | " + " | ".join(f"{p:.2f} / {d:.3f}" for p, d in zip(psnr, lp))
-              + f" | {np.mean(psnr[:3]):.2f} / {np.mean(lp[:3]):.3f} |")
+    print("| images | fill | " + " | ".join(MASKS) + " | box/eyes/strokes |")
+    print("|---|---|" + "---:|" * (len(MASKS) + 1))
+    for kind in dict.fromkeys(kinds):
+        for name in dict.fromkeys(name for k, name, _ in scores if k == kind):
+            cells = [scores[(kind, name, s)] for s in MASKS]
+            psnr = [float(np.mean([p for p, _ in c])) for c in cells]
+            lp = [float(np.mean([d for _, d in c])) for c in cells]
+            label = {"face": "example faces", "sample": "generator samples"}.get(kind, "your images")
+            print(f"| {kinds.count(kind)} {label} | {name} | " + " | ".join(f"{p:.2f} / {d:.3f}" for p, d in zip(psnr, lp))
+                  + f" | {np.mean(psnr[:3]):.2f} / {np.mean(lp[:3]):.3f} |")
 
 
 if __name__ == "__main__":
