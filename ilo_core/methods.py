@@ -115,9 +115,9 @@ class Solve:
         return torch.cat([g.mean(0, keepdim=True) + self._detail(g) for g in groups])
 
     def _detail(self, starts: Tensor) -> Tensor:
-        """What fill detail adds to the mean of one image's starts [K, 3, R, R] -> [1, 3, R, R]."""
-        if self.missing is None:
-            return torch.zeros_like(starts[:1])
+        """What fill detail adds to the mean of one image's starts [K, 3, R, R] -> [1, 3, R, R]
+        (only with fill detail: `self.missing` set)."""
+        assert self.missing is not None
         return hole_detail(starts, self.missing.to(starts.device), self.config.fill_detail)
 
     # --- results -----------------------------------------------------------------------
