@@ -84,6 +84,13 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
             toasts = page.locator(".toast-body")
             assert toasts.count() == 0, toasts.first.inner_text()
             page.wait_for_selector("#result-image img", timeout=60_000)
+            # the download list can render in steps (or the first match was a passing toast): wait for the GIF
+            try:
+                page.wait_for_function("""() => [...document.querySelectorAll('#downloads a')].some(
+                    a => (a.getAttribute('href') || '').includes('.gif'))
+                    || document.querySelector('#downloads').innerText.includes('.gif')""", timeout=60_000)
+            except PlaywrightTimeout:
+                pass  # the assertion below says what the list holds
             listing = page.locator("#downloads").inner_text()
             hrefs = [a.get_attribute("href") or "" for a in page.locator("#downloads a").all()]
             assert any(".gif" in t for t in hrefs + [listing]), (listing, hrefs)
