@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # config.py takes its defaults from here
 # the one home of every default the page, the CLI, the evaluation and SolverConfig use
 # what the solver runs (CSGM: round 0 only; ilo-auto: ILO choosing its radii and rounds, `ilo_core.auto`)
 METHODS = ("ilo", "csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo-auto")
+ILO_METHODS = ("ilo", "ilo-auto")  # the methods that run ILO's rounds (the rest are CSGM: round 0 only)
 ROUNDS = 4                  # ILO rounds (the paper: the first four layers), fewer on a shallower generator
 STEPS_PER_ROUND = 50        # Adam steps per round (paper appendix 7.3)
 LEARNING_RATE = 0.1         # Adam's base learning rate (ramp-up, cosine ramp-down)
@@ -88,13 +89,13 @@ def default_steps(generator: "SplitGenerator", per_round: int = STEPS_PER_ROUND)
 def default_mean_of(generator: "SplitGenerator", task: str, method: str = "ilo") -> int:
     """Random starts whose mean image is the answer: DCGAN_FILL_STARTS for ILO and ilo-auto on
     holes and random pixels on the DCGAN (see the module notes), else 1 (the CSGM baselines)."""
-    fill = generator.kind == "dcgan" and task in FILL_TASKS and method in ("ilo", "ilo-auto")
+    fill = generator.kind == "dcgan" and task in FILL_TASKS and method in ILO_METHODS
     return DCGAN_FILL_STARTS if fill else 1
 
 
 def default_hole_block(generator: "SplitGenerator", task: str, method: str = "ilo") -> int:
     """DCGAN_HOLE_BLOCK for ILO and ilo-auto on painted holes on the DCGAN, else 0 (off)."""
-    hole = generator.kind == "dcgan" and task == "inpaint" and method in ("ilo", "ilo-auto")
+    hole = generator.kind == "dcgan" and task == "inpaint" and method in ILO_METHODS
     return DCGAN_HOLE_BLOCK if hole else 0
 
 
@@ -127,7 +128,7 @@ def default_config(generator: "SplitGenerator", task: str, method: str = "ilo", 
         lpips_weight=default_lpips_weight(generator, task, observed),
         sna=task == "denoise",
     )
-    if method in ("ilo", "ilo-auto"):
+    if method in ILO_METHODS:
         n = len(ilo_steps)
         kwargs["steps"] = tuple(ilo_steps)
         kwargs["radii"] = {g: _fit(v, n) for g, v in radii_table.items()}

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ilo_core.auto import AutoChoice, AutoSolve
 from ilo_core.config import SolverConfig
-from ilo_core.detail import hole_detail
+from ilo_core.detail import hole_detail, with_detail
 from ilo_core.generators.base import SplitGenerator, State
 from ilo_core.losses import measurement_mse
 from ilo_core.operators import Inpainting, Operator, as_operator
@@ -112,13 +112,8 @@ class Solve:
         groups = self._grouped(rows)
         if self.missing is None:
             return groups.mean(1)
-        return torch.cat([g.mean(0, keepdim=True) + self._detail(g) for g in groups])
-
-    def _detail(self, starts: Tensor) -> Tensor:
-        """What fill detail adds to the mean of one image's starts [K, 3, R, R] -> [1, 3, R, R]
-        (only with fill detail: `self.missing` set)."""
-        assert self.missing is not None
-        return hole_detail(starts, self.missing.to(starts.device), self.config.fill_detail)
+        missing = self.missing.to(rows.device)
+        return torch.cat([with_detail(g, missing, self.config.fill_detail) for g in groups])
 
     # --- results -----------------------------------------------------------------------
     @property
@@ -178,9 +173,9 @@ class Solve:
                     state = gen.advance(split, state, variables)
                 states.append({k: v.cpu() for k, v in state.items()})
             rows = torch.cat([r.image for r in found])
-            image = rows.mean(0, keepdim=True)
-            detail = None if self.missing is None else self._detail(rows)
-            if detail is not None:
+            image, detail = rows.mean(0, keepdim=True), None
+            if self.missing is not None:
+                detail = hole_detail(rows, self.missing.to(rows.device), self.config.fill_detail)
                 image = image + detail
             meas = float(measurement_mse(self.operator.A(image.to(dev)), self.y[b:b + 1])[0])
         return Reconstruction(
