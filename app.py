@@ -24,7 +24,7 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGNMENT_METHODS
-from ilo_core.defaults import (DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_RADII,
+from ilo_core.defaults import (DCGAN_FILL_DETAIL, DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_RADII,
                                default_geodesic_weight, default_lpips_weight, default_rounds, default_steps)
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
@@ -214,7 +214,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     lr = gr.Slider(0.001, 1.0, value=LEARNING_RATE, step=0.001, label="Learning rate")
                     seed = RawNumber(value=0, label="Seed (a whole number)")
                     l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
-                    detail = gr.Slider(0, 2, value=0, step=0.1, label="Fill detail (px, painted holes)",
+                    detail = gr.Slider(0, 2, value=DCGAN_FILL_DETAIL, step=0.1, label="Fill detail (px, painted holes)",
                                        info="the answer is the mean of several starts, blurred where they "
                                             "disagree: put back one start's detail finer than this into the hole "
                                             "(sharper, a little further from the truth); 0 = the plain mean")

@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'default', a downloaded name, or a StyleGAN-2 checkpoint (.pt, .pkl, .safetensors)")
     s.add_argument("--steps", type=_steps, help="steps per round, e.g. 50,50,50,50")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--detail", type=float, default=0.0, metavar="SIGMA",
+    s.add_argument("--detail", type=float, default=None, metavar="SIGMA",
                    help="inpainting with several starts: put one start's fine detail (finer than SIGMA px) back "
-                        "into the averaged hole; sharper, a little further from the truth (0 = the plain mean)")
+                        "into the averaged hole; sharper, a little further from the truth (0 = the plain mean; "
+                        "default 0.7 on a painted hole with the DCGAN)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     s.add_argument("--out", type=Path, required=True, help="result PNG")
@@ -206,8 +207,9 @@ def run_solve(args: argparse.Namespace) -> dict:
     else:
         observed = load_image(args.observation, size if args.task != "super-resolution" else size // args.factor)
         problem = from_observation(args.task, observed.to(device), size, **params)
+    detail = {} if args.detail is None else {"fill_detail": args.detail}
     config = default_config(generator, args.task, args.method, observed=args.observed, steps=args.steps,
-                            seed=args.seed, fill_detail=args.detail)
+                            seed=args.seed, **detail)
     solver = Solve(generator, problem.operator, problem.observation, config)
     events, total = solver.run(), solver.total_steps
     recorder = FrameRecorder()

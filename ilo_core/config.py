@@ -40,6 +40,9 @@ class SolverConfig:
     hole_block: int = 0                               # px, painted holes: state maps whose cells cover at least
                                                       # hole_block x hole_block pixels keep, in cells wholly inside
                                                       # the hole, their value at the round's start (0 = off)
+    relu_range: bool = False                          # state maps that follow a ReLU (generators with
+                                                      # `nonnegative_state`) stay >= 0, the range of the
+                                                      # layers before them; False = unconstrained sign
     fill_detail: float = 0.0                          # with mean_of > 1 on inpainting: sigma (px) of the start's
                                                       # high frequencies put back in the hole (`ilo_core.detail`);
                                                       # 0 = the plain mean

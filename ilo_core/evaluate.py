@@ -42,9 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FACES_DIR = ROOT / "assets" / "faces"
 HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
 CLASSICAL_INPAINTING = ("telea", "navier-stokes")  # OpenCV's cv2.inpaint: the baseline a fill must beat
-# the solver's methods (CSGM variants first, as the report's columns), ILO without its balls, the classical baselines
-METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-auto", "ilo-noproj", "bm3d",
+# the solver's methods (CSGM variants first, as the report's columns), ILO without its balls, ILO with the
+# state's sign free (`relu_range` off: the ablation of that default), the classical baselines
+METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-auto", "ilo-noproj", "ilo-signed", "bm3d",
            *CLASSICAL_INPAINTING)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "ilo-signed")  # what a plain run compares
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -113,7 +115,7 @@ def applicable(method: str, task: str) -> bool:
     if method in CLASSICAL_INPAINTING:
         return task in ("inpaint", "random-inpaint")
     if task == "compressed-sensing":
-        return method in ("csgm-mse", "ilo", "ilo-auto", "ilo-noproj")
+        return method in ("csgm-mse", "ilo", "ilo-auto", "ilo-noproj", "ilo-signed")
     return True
 
 
@@ -127,12 +129,15 @@ def bm3d_available() -> bool:
 
 def method_config(generator: SplitGenerator, setting: Setting, method: str, steps_per_layer: int,
                   sna: bool | None = None, seed: int = 0) -> SolverConfig:
-    """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls.
+    """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls
+    (and without `relu_range`), "ilo-signed" ILO without `relu_range` (the state's sign free).
     `seed` seeds the solver's starting point (the evaluation's --seeds vary it with the observation)."""
     base = "ilo-auto" if method == "ilo-auto" else "ilo" if method.startswith("ilo") else method
     overrides: dict = {"preview_every": 1_000_000, "seed": seed}
-    if method == "ilo-noproj":
+    if method == "ilo-noproj":  # no projection at all: neither the l1 balls nor the ReLU range
         overrides["l1_projection"] = False
+    if method in ("ilo-noproj", "ilo-signed"):
+        overrides["relu_range"] = False
     if sna is not None:
         overrides["sna"] = sna
     return default_config(generator, setting.task, base, observed=setting.params.get("observed"),
@@ -285,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
     parser.add_argument("--steps", type=int, default=None, help="steps per layer (default 50; quick 10)")
     parser.add_argument("--tasks", default=None, help="comma-separated subset of the tasks")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     parser.add_argument("--no-sna-ablation", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
     parser.add_argument("--out", required=True, help="output folder for results.json, report.md and figures")

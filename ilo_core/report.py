@@ -29,7 +29,8 @@ PAPER_RATIO = {("random-inpaint", "5%"): "~2", ("random-inpaint", "10%"): "~2", 
                ("super-resolution", "x16"): "1.65 (vs PULSE)", ("super-resolution", "x32"): "1.4 (vs PULSE)"}
 PAPER_SNA = {"csgm-mse": 19.89, "csgm-mse+sna": 21.38, "ilo": 28.34, "ilo+sna": 32.92}
 STYLE = {"csgm-mse": ("o", "tab:blue"), "csgm-lpips": ("s", "tab:orange"), "csgm-mse-lpips": ("^", "tab:green"),
-         "ilo": ("*", "tab:red"), "ilo-noproj": ("x", "tab:purple"), "bm3d": ("d", "tab:brown")}
+         "ilo": ("*", "tab:red"), "ilo-noproj": ("x", "tab:purple"),
+         "ilo-signed": ("P", "tab:pink"), "bm3d": ("d", "tab:brown")}
 
 
 def _mean(values: list[float]) -> float:

@@ -11,7 +11,9 @@
 With `config.hole_block` > 0 on a painted hole, the cells of coarse state maps (cells of at
 least hole_block x hole_block pixels) that lie wholly inside the hole keep their in-range value
 in every round: no observed pixel is theirs, and moving them to fit the hole's border painted
-blotches into it (`_hole_cells`).
+blotches into it (`_hole_cells`). With `config.relu_range` on a generator whose state maps
+follow a ReLU (`nonnegative_state`, the DCGAN), the optimized state stays >= 0: G_before never
+outputs a negative activation there, and the l1 ball alone lets a round reach them.
 
 `ILOSolver.run()` is a Python generator of `Progress` events: close it to stop. The
 best iterate so far stays in `solver.best` (one `Reconstruction` per batch item), also
@@ -139,6 +141,9 @@ class ILOSolver:
             if not isinstance(operator, Inpainting):
                 raise ValueError("hole_block keeps a painted hole's state in range: it needs an inpainting task")
             self._missing = (~operator.keep.to(generator.device)).float()
+        if self.config.relu_range and not generator.nonnegative_state:
+            raise ValueError(f"relu_range keeps state maps that follow a ReLU >= 0; {generator.kind}'s do not: "
+                             "set relu_range to False")
         self.best: list[Reconstruction | None] = [None] * self.batch
         # best_after_round[r]: the best iterates over rounds 0..r, per item (what a shorter schedule
         # returns), kept by single-restart runs
@@ -183,7 +188,9 @@ class ILOSolver:
                 norms: dict[str, Tensor], free: dict[str, Tensor] | None = None) -> None:
         """In place: spherical projection of latents/noises (to their starting norms `norms`),
         then the l1 balls around their values at the start of the round (line 4's PGD), then
-        the state cells that may not move (`free`, from `_hole_cells`) back to their start."""
+        the state cells that may not move (`free`, from `_hole_cells`) back to their start,
+        then (`relu_range`) the state's negative entries to 0. The round's start is >= 0 there,
+        so the last two only move entries towards it: the l1 ball still holds."""
         cfg = self.config
         with torch.no_grad():
             for name, p in params.variables.items():
@@ -194,6 +201,8 @@ class ILOSolver:
                 self._project_l1(p, start.state[name], cfg.radius("state", round_index))
                 if free is not None and name in free:
                     p.copy_(torch.where(free[name], p, start.state[name]))
+                if cfg.relu_range:
+                    p.clamp_(min=0)
 
     def _hole_cells(self, state: dict[str, Tensor]) -> dict[str, Tensor] | None:
         """Per state map [B, C, s, s] whose cells cover at least hole_block px a side: a

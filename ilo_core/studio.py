@@ -21,7 +21,7 @@ from PIL import Image
 
 from ilo_core.config import SolverConfig
 from ilo_core.auto import work_steps as auto_work_steps
-from ilo_core.defaults import FILL_TASKS, default_config, default_mean_of
+from ilo_core.defaults import DCGAN_FILL_DETAIL, default_config, default_mean_of
 from ilo_core.export import FrameRecorder
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import SplitGenerator
@@ -170,9 +170,9 @@ def number(label: str, value: object) -> float:
 def build_config(generator: SplitGenerator, task: str, method: str, *, steps: list[int],
                  radii: dict[str, list[float]], observed_pct: float, mse_weight: float, lpips_weight: float,
                  geodesic_weight: float, lr: float, seed: int, l1_projection: bool = True,
-                 fill_detail: float = 0.0) -> SolverConfig:
+                 fill_detail: float = DCGAN_FILL_DETAIL) -> SolverConfig:
     """A validated config from per-layer controls. Layers with 0 steps end the schedule.
-    `fill_detail` (px) applies where the answer is the mean of several starts on a hole.
+    `fill_detail` (px) applies where the answer is the mean of several starts on a painted hole.
 
     `radii[group][r]` is round r's radius (entry 0, round 0's, is ignored: CSGM is unconstrained).
     """
@@ -203,7 +203,7 @@ def build_config(generator: SplitGenerator, task: str, method: str, *, steps: li
         cfg.mse_weight = number("The MSE weight", mse_weight)
     if cfg.lpips_weight > 0 or (cfg.method == "ilo" and task != "compressed-sensing"):
         cfg.lpips_weight = number("The LPIPS weight", lpips_weight)  # ILO: the slider rules
-    if task in FILL_TASKS and cfg.mean_of > 1:
+    if task == "inpaint" and cfg.mean_of > 1:
         cfg.fill_detail = number("Fill detail", fill_detail)
     try:
         return cfg.validate(generator.num_layers)

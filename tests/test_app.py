@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACES
+from ilo_core.defaults import DCGAN_FILL_DETAIL
 from ilo_core.studio import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
                              read_editor, run_job)
 
@@ -108,11 +109,14 @@ def test_the_lpips_slider_rules_ilo_on_tasks_with_an_image_view(dcgan):
     assert build_config(dcgan, "inpaint", "csgm-mse", lpips_weight=0.7, **common).lpips_weight == 0
 
 
-def test_the_fill_detail_slider_reaches_averaged_holes_only(dcgan):
+def test_the_fill_detail_slider_reaches_averaged_painted_holes_only(dcgan):
     common = dict(radii={"state": [0, 300, 600, 1200]}, observed_pct=10, mse_weight=1, lpips_weight=0,
                   geodesic_weight=0, lr=0.1, seed=0, steps=[5, 5])
-    assert build_config(dcgan, "inpaint", "ilo", fill_detail=0.7, **common).fill_detail == 0.7
-    assert build_config(dcgan, "random-inpaint", "ilo-auto", fill_detail=0.7, **common).fill_detail == 0.7
+    assert build_config(dcgan, "inpaint", "ilo", fill_detail=0.3, **common).fill_detail == 0.3
+    assert build_config(dcgan, "inpaint", "ilo-auto", fill_detail=0, **common).fill_detail == 0
+    assert build_config(dcgan, "inpaint", "ilo", **common).fill_detail == DCGAN_FILL_DETAIL  # the slider's default
+    # random pixels: the mean of several starts too, but not measured with detail: the default (none)
+    assert build_config(dcgan, "random-inpaint", "ilo-auto", fill_detail=0.7, **common).fill_detail == 0
     assert build_config(dcgan, "inpaint", "csgm-mse", fill_detail=0.7, **common).fill_detail == 0  # one start
     assert build_config(dcgan, "denoise", "ilo", fill_detail=0.7, **common).fill_detail == 0  # no hole
     with pytest.raises(InputError, match="from 0 to 8"):

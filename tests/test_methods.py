@@ -54,7 +54,7 @@ def test_one_start_is_exactly_the_plain_solver(dcgan, faces64):
 
 def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan, faces64, tmp_path):
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], preview_every=3)
+    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], preview_every=3, fill_detail=0.0)
     job = Solve(dcgan, problem.operator, problem.observation, config)
     events = list(job.run())
     assert len(events) == job.total_steps == 20
@@ -106,7 +106,8 @@ def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, face
     """ilo-auto with several starts scores its candidates on the mean of each image's starts:
     one choice per image serves all its starts, and each start's answer comes from that choice."""
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], preview_every=10**6, mean_of=2)
+    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], preview_every=10**6, mean_of=2,
+                            fill_detail=0.0)
     job = solve(dcgan, problem.operator, problem.observation, config)
     rows = job.auto.choices
     assert len(rows) == 4 and len(job.choices) == 2
@@ -140,7 +141,7 @@ def test_fill_detail_sharpens_only_the_hole_and_re_renders_from_its_file(dcgan, 
     plus the medoid start's high frequencies inside the hole, nothing outside it, and its file
     re-renders it."""
     problem = _eyes_problem(faces64)
-    plain_config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], preview_every=3)
+    plain_config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], preview_every=3, fill_detail=0.0)
     plain = solve(dcgan, problem.operator, problem.observation, plain_config)
     job = Solve(dcgan, problem.operator, problem.observation, replace(plain_config, fill_detail=1.0))
     previews = [e.image for e in job.run() if e.image is not None]

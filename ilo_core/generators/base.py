@@ -38,6 +38,9 @@ class SplitGenerator(nn.Module, ABC):
     resolution: int
     #: number of stages; valid split points are 0 .. num_layers - 1
     num_layers: int
+    #: True when every state map (split > 0) is the output of a ReLU, so G_before's range is >= 0
+    #: (`SolverConfig.relu_range` keeps the optimized state there)
+    nonnegative_state: bool = False
 
     def freeze(self) -> "SplitGenerator":
         """Eval mode, no parameter gradients. Returns self."""

@@ -44,6 +44,7 @@ class DCGANGenerator(SplitGenerator):
     resolution = 64
     num_layers = 5
     nz = 100
+    nonnegative_state = True  # stages 0-3 end in BatchNorm + ReLU
 
     def __init__(self, state_dict: dict[str, Tensor]) -> None:
         """state_dict: the tutorial's (`main.0.weight`, `main.1.running_mean`, ...)."""
