@@ -14,40 +14,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ilo_core.accelerate import set_up_process  # noqa: E402
-from ilo_core.detail import with_detail  # noqa: E402
-from ilo_core.evaluate import Setting, classical_inpaint, evaluation_images, inpainting_mask, method_config  # noqa: E402
-from ilo_core.generators import load_generator  # noqa: E402
-from ilo_core.methods import solve  # noqa: E402
-from ilo_core.metrics import hole_mse01, paste_observed, psnr_from_mse  # noqa: E402
-from ilo_core.perceptual import PerceptualDistance  # noqa: E402
-from ilo_core.problems import simulate  # noqa: E402
-
-MASKS = ("box", "eyes", "strokes", "half")
+from hole_bench import MASKS, add_image_arguments, set_up
+from ilo_core.detail import with_detail
+from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.methods import solve
+from ilo_core.problems import simulate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", default=None)
-    parser.add_argument("--samples", type=int, default=0)
-    parser.add_argument("--seeds", type=int, default=2)
+    add_image_arguments(parser)
     parser.add_argument("--sigmas", default="0,0.5,0.7,1,1.2")
     args = parser.parse_args()
-    set_up_process()
-    g = load_generator("default", "cpu")
-    images = evaluation_images(g, args.images, args.samples)
-    clean = torch.cat([im.image for im in images])
-    n = len(images)
+    bench = set_up(args)
+    g, clean = bench.generator, bench.clean
+    n = len(bench.images)
     sigmas = [float(s) for s in args.sigmas.split(",")]
-    lpips = PerceptualDistance("alex", size=None, device=g.device)
-    kinds = [im.kind for im in images]
+    kinds = [im.kind for im in bench.images]
     scores: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for shape in MASKS:
         setting = Setting("inpaint", shape, 0.0, {"mask": inpainting_mask(shape, g.resolution)})
@@ -64,11 +51,8 @@ def main() -> None:
                 name = f"ILO, mean of {config.mean_of}" + (f", detail {sigma:g} px" if sigma else "")
                 fills[name] = torch.cat([with_detail(r, ~keep[0:1].cpu(), sigma) for r in rows])
             for name, fill in fills.items():
-                fill = fill.clamp(-1, 1).to(clean.device)
-                hole = hole_mse01(fill, clean, ~keep)
-                dist = lpips(paste_observed(fill, clean, keep), clean)
-                for kind, h, d in zip(kinds, hole, dist):
-                    scores.setdefault((kind, name, shape), []).append((psnr_from_mse(float(h)), float(d)))
+                for kind, score in zip(kinds, bench.scores(fill, keep)):
+                    scores.setdefault((kind, name, shape), []).append(score)
             print(f"{shape} seed {seed} done", file=sys.stderr, flush=True)
     print("| images | fill | " + " | ".join(MASKS) + " | box/eyes/strokes |")
     print("|---|---|" + "---:|" * (len(MASKS) + 1))

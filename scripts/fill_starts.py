@@ -14,37 +14,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ilo_core.accelerate import set_up_process  # noqa: E402
-from ilo_core.evaluate import Setting, classical_inpaint, evaluation_images, inpainting_mask, method_config  # noqa: E402
-from ilo_core.generators import load_generator  # noqa: E402
-from ilo_core.methods import solve  # noqa: E402
-from ilo_core.metrics import hole_mse01, paste_observed, psnr_from_mse  # noqa: E402
-from ilo_core.perceptual import PerceptualDistance  # noqa: E402
-from ilo_core.problems import simulate  # noqa: E402
-
-MASKS = ("box", "eyes", "strokes", "half")
+from hole_bench import MASKS, add_image_arguments, set_up
+from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.methods import solve
+from ilo_core.problems import simulate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", default=None)
-    parser.add_argument("--samples", type=int, default=0)
-    parser.add_argument("--seeds", type=int, default=2)
+    add_image_arguments(parser)
     parser.add_argument("--starts", type=int, default=8)
     args = parser.parse_args()
-    set_up_process()
-    g = load_generator("default", "cpu")
-    images = evaluation_images(g, args.images, args.samples)
-    clean = torch.cat([im.image for im in images])
-    n, k = len(images), args.starts
-    lpips = PerceptualDistance("alex", size=None, device=g.device)
+    bench = set_up(args)
+    g, clean = bench.generator, bench.clean
+    n, k = len(bench.images), args.starts
     counts = [c for c in (1, 2, 4, 6, 8, 16, 32) if c <= k]
     scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for shape in MASKS:
@@ -62,11 +48,7 @@ def main() -> None:
                 for c in counts:
                     fills[f"{schedule}, mean of {c}"] = rows[:, :c].mean(1)
             for name, fill in fills.items():
-                fill = fill.clamp(-1, 1)
-                hole = hole_mse01(fill, clean, ~keep)
-                dist = lpips(paste_observed(fill, clean, keep), clean)
-                scores.setdefault((name, shape), []).extend(
-                    (psnr_from_mse(float(h)), float(d)) for h, d in zip(hole, dist))
+                scores.setdefault((name, shape), []).extend(bench.scores(fill, keep))
             print(f"{shape} seed {seed} done", file=sys.stderr, flush=True)
     print("| fill | " + " | ".join(MASKS) + " | box/eyes/strokes |")
     print("|---|" + "---:|" * (len(MASKS) + 1))
