@@ -7,8 +7,8 @@ pasted back), mean over images and seeds, of CSGM-MSE (one start, 200 steps), Op
 ILO's default (the mean of DCGAN_FILL_STARTS starts, 4 x 50 steps) and variants of it, each with
 CSGM-MSE's error divided by its own. The variants:
 
-- more starts averaged (12, 24): what the mean's variance term is worth; with the default's
-  two means they give the error of infinitely many starts (the bias the prior leaves);
+- more starts averaged (12, 24): what the mean's variance term is worth; 24 and the default's
+  starts give the error of infinitely many starts (the bias the prior leaves);
 - Adam's learning rate halved / doubled; 100 steps in round 0 (CSGM) and 33-34 in the rest;
 - noise added to the generated image inside the loss at every step (the solver's stochastic
   noise addition, std 0.1 and 0.2 in [-1, 1] units), so the starts explore before they settle.
