@@ -115,7 +115,7 @@ def applicable(method: str, task: str) -> bool:
     if method in CLASSICAL_INPAINTING:
         return task in ("inpaint", "random-inpaint")
     if task == "compressed-sensing":
-        return method in ("csgm-mse", "ilo", "ilo-auto", "ilo-noproj", "ilo-signed")
+        return method == "csgm-mse" or method.startswith("ilo")  # ILO and its variants (see method_config)
     return True
 
 

@@ -203,7 +203,7 @@ def build_config(generator: SplitGenerator, task: str, method: str, *, steps: li
         cfg.mse_weight = number("The MSE weight", mse_weight)
     if cfg.lpips_weight > 0 or (cfg.method == "ilo" and task != "compressed-sensing"):
         cfg.lpips_weight = number("The LPIPS weight", lpips_weight)  # ILO: the slider rules
-    if task == "inpaint" and cfg.mean_of > 1:
+    if cfg.fill_detail > 0:  # the default has detail where it applies (`default_fill_detail`): the slider rules
         cfg.fill_detail = number("Fill detail", fill_detail)
     try:
         return cfg.validate(generator.num_layers)
