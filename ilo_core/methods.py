@@ -119,7 +119,10 @@ class Solve:
     @property
     def best(self) -> list[Reconstruction | None]:
         """Per image: its starts' best iterates as one `Reconstruction` whose image is their mean."""
-        rows = self.solver.best
+        return self._per_image(self.solver.best)
+
+    def _per_image(self, rows: list[Reconstruction | None]) -> list[Reconstruction | None]:
+        """The solver's rows (K per image) -> per image, `_combine`d (one start: the row itself)."""
         if self.starts == 1:
             return list(rows)
         return [self._combine(b, rows[b * self.starts:(b + 1) * self.starts]) for b in range(self.items)]
@@ -141,11 +144,14 @@ class Solve:
             return text
         return text.replace("auto radii:", f"auto radii (the mean of {self.starts} starts):", 1)
 
-    def images(self) -> Tensor:
-        """The answers [B, 3, R, R] in [-1, 1]; an image without a finite iterate is NaN."""
+    def images(self, after_round: int | None = None) -> Tensor:
+        """The answers [B, 3, R, R] in [-1, 1]; an image without a finite iterate is NaN.
+        `after_round` r: the answers of the schedule cut to rounds 0..r, from this one solve (the
+        solver's best iterates up to round r, `ILOSolver.best_after_round`; one restart)."""
+        best = self.best if after_round is None else self._per_image(self.solver.best_after_round[after_round])
         res = self.generator.resolution
         nan = torch.full((1, 3, res, res), float("nan"))
-        return torch.cat([nan if b is None else b.image for b in self.best]).to(self.generator.device)
+        return torch.cat([nan if b is None else b.image for b in best]).to(self.generator.device)
 
     def spread(self) -> Tensor | None:
         """The per-pixel standard deviation of each image's starts, [B, R, R] in [0, 1] pixel

@@ -70,6 +70,20 @@ def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan
     assert spread.shape == (2, 64, 64) and bool((spread >= 0).all())
 
 
+def test_the_answer_after_a_round_is_the_shorter_schedules_answer(dcgan, faces64):
+    """`images(after_round=r)` of one solve is bit-identical to solving the schedule cut to rounds 0..r
+    (the mean of the starts with fill detail, as `images()`), and differs from the full answer."""
+    problem = _eyes_problem(faces64)
+    config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4])
+    assert config.mean_of > 1 and config.fill_detail > 0
+    job = solve(dcgan, problem.operator, problem.observation, config)
+    short = replace(config, steps=(4, 4), radii={g: list(v[:2]) for g, v in config.radii.items()})
+    shorter = solve(dcgan, problem.operator, problem.observation, short)
+    assert torch.equal(job.images(after_round=1), shorter.images())
+    assert torch.equal(job.images(after_round=3), job.images())
+    assert not torch.equal(job.images(after_round=1), job.images())
+
+
 def test_a_stopped_mean_keeps_every_image_and_a_rerun_is_bit_identical(dcgan, faces64):
     problem = _eyes_problem(faces64)
     config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4])
