@@ -171,8 +171,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                                              "free where the result is their mean, else 2-3x the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
                                     file_types=["image"], type="filepath", height=90)
-                alignment = gr.Radio(ALIGNMENTS, value="landmarks" if generator.kind == "stylegan2" else "box",
-                                     label="Face alignment (landmarks: FFHQ-style, falls back to box, then centre)")
+                alignment = gr.Radio(ALIGNMENTS, value="landmarks",
+                                     label="Face alignment (landmarks: your face framed as the generator's faces "
+                                           "are; falls back to box, then centre)")
                 with gr.Row():
                     crop = gr.Image(label=f"What the generator sees ({size} px)", interactive=False, height=150,
                                     width=150, elem_id="crop-image")
@@ -259,7 +260,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             try:
                 if error:
                     raise InputError(error)
-                image, square, note = crop_preview(path, size, how)
+                image, square, note = crop_preview(path, size, how, generator.face_frame)
             except InputError as err:
                 user_error(str(err))
                 return None, None, f"**Not used:** {err}"
@@ -268,7 +269,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         def on_example(path, how: str):
             if not path:
                 return gr.update(), None, None, ""
-            image, square, note = crop_preview(path, size, how)
+            image, square, note = crop_preview(path, size, how, generator.face_frame)
             return {"background": path, "layers": [], "composite": path}, image, square, note
 
         def on_stop(request: gr.Request):
@@ -312,7 +313,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     seed_value = parse_seed(v["seed"])
                     if v["alignment"] not in ALIGNMENTS:
                         raise InputError(f"Unknown alignment {v['alignment']!r}: use {', '.join(ALIGNMENTS)}.")
-                    inputs = read_editor(editor_value, size, v["alignment"], v["mask_file"])
+                    inputs = read_editor(editor_value, size, v["alignment"], v["mask_file"], generator.face_frame)
                     problem = pose_problem(inputs, t, v["mode"] == MODES[1], observed_pct=v["observed_pct"],
                                            factor=v["sr_factor"] or 0, sigma=v["noise_sigma"],
                                            measurements_pct=v["measurements_pct"], seed=seed_value,

@@ -12,7 +12,9 @@ the one before:
   centre is estimated as eye_avg + 1.45 (nose - eye_avg) (the mouth line sits about 1.45
   times as far below the eye line as the base of the nose, on average faces). Then, as
   in FFHQ: x = eye_to_eye - rot90(eye_to_mouth), normalised, times
-  max(2 |eye_to_eye|, 1.8 |eye_to_mouth|); centre eye_avg + 0.1 eye_to_mouth.
+  max(2 |eye_to_eye|, 1.8 |eye_to_mouth|); centre eye_avg + 0.1 eye_to_mouth. That is
+  FFHQ's square; the generator's own `FaceFrame` (where that square sits in its samples)
+  then gives the square it sees, so a photo's face is framed as the generator's faces are.
 - "box": OpenCV's Haar cascade box, enlarged 1.5x and squared (no rotation).
 - "center": the largest centred square.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from ilo_core.facecrop import face_box
+from ilo_core.generators.base import FaceFrame
 from ilo_core.images import center_box
 
 METHODS = ("landmarks", "box", "center")
@@ -110,14 +114,51 @@ def quad_from_landmarks(points: np.ndarray) -> np.ndarray:
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
+def framed_quad(ffhq: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """The square (TL, BL, BR, TR) in which FFHQ's square `ffhq` sits as `frame` says: side
+    |ffhq| / frame.side, FFHQ's centre at (frame.x, frame.y) of it, the same rotation."""
+    side = float(np.linalg.norm(ffhq[3] - ffhq[0]))
+    across, down = (ffhq[3] - ffhq[0]) / side, (ffhq[1] - ffhq[0]) / side
+    new_side = side / frame.side
+    centre = ffhq.mean(0) - ((frame.x - 0.5) * across + (frame.y - 0.5) * down) * new_side
+    half_across, half_down = across * new_side / 2, down * new_side / 2
+    return np.stack([centre - half_across - half_down, centre - half_across + half_down,
+                     centre + half_across + half_down, centre + half_across - half_down])
+
+
+def measure_face_frame(images: Sequence[np.ndarray], upscale: int = 4) -> tuple[FaceFrame, int]:
+    """Where FFHQ's landmark square sits in generated faces: the median over the faces dlib
+    finds, and how many it found. images: square H x H x 3 uint8 (a generator's samples). Each is
+    enlarged `upscale` times (bicubic) and given a replicated border of a quarter of its side,
+    so that the detector sees a face of its working size with some context around it."""
+    if _dlib_models() is None:
+        raise RuntimeError("measuring a face frame needs dlib and face-recognition-models")
+    found = []
+    for image in images:
+        side = image.shape[0]
+        big = cv2.resize(image, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+        pad = big.shape[0] // 4
+        big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        points = five_landmarks(big)
+        if points is None:
+            continue
+        quad = (quad_from_landmarks(points) - pad) / upscale / side
+        found.append((np.linalg.norm(quad[3] - quad[0]), *quad.mean(0)))
+    if not found:
+        raise RuntimeError(f"dlib found no face in {len(images)} images")
+    side, x, y = np.median(np.array(found), axis=0)
+    return FaceFrame(round(float(side), 3), round(float(x), 3), round(float(y), 3)), len(found)
+
+
 def _box_quad(box: tuple[int, int, int, int]) -> np.ndarray:
     left, top, right, bottom = box
     return np.array([[left, top], [left, bottom], [right, bottom], [right, top]], dtype=np.float64)
 
 
-def align(photo: Image.Image | np.ndarray, how: str = "landmarks") -> Alignment:
+def align(photo: Image.Image | np.ndarray, how: str = "landmarks", frame: FaceFrame = FaceFrame()) -> Alignment:
     """The generator's square in `photo` by `how`, falling back landmarks -> box -> center;
-    `Alignment.method` says which one was used."""
+    `Alignment.method` says which one was used. `frame`: the generator's `face_frame`, which
+    "landmarks" follows (FFHQ's own framing by default)."""
     if how not in METHODS:
         raise ValueError(f"unknown alignment {how!r}; choose one of {', '.join(METHODS)}")
     array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
@@ -126,7 +167,7 @@ def align(photo: Image.Image | np.ndarray, how: str = "landmarks") -> Alignment:
     if how == "landmarks":
         points = five_landmarks(array)
         if points is not None:
-            return Alignment(quad_from_landmarks(points), "landmarks", size)
+            return Alignment(framed_quad(quad_from_landmarks(points), frame), "landmarks", size)
     if how in ("landmarks", "box"):
         box, found = face_box(pil)
         if found == "face detector":

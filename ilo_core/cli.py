@@ -122,9 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", type=Path, help="JSON report")
     s.add_argument("--save-state", type=Path, help="the solver state (.safetensors) to re-render later")
     s.add_argument("--align", choices=ALIGN_METHODS, default=None,
-                   help="how --image is cut to the generator's square: landmarks (FFHQ-style; default for "
-                        "StyleGAN-2), box (face detector) or center (default for the 64 px DCGAN); each falls "
-                        "back to the next when no face is found")
+                   help="how --image is cut to the generator's square: landmarks (dlib's landmarks put the face "
+                        "where the generator's faces sit), box (face detector) or center; each falls back to "
+                        "the next when no face is found. Default: landmarks, or center (as it is) for an image "
+                        "already the generator's size")
     s.add_argument("--crop-out", type=Path, help="write the aligned crop given to the generator (PNG)")
     s.add_argument("--repaired", type=Path, help="write the photo repaired at its own size (PNG)")
     s.add_argument("--spread", type=Path, help="write the per-pixel spread of the solve's starts as a heat map "
@@ -185,11 +186,12 @@ def run_solve(args: argparse.Namespace) -> dict:
         image_size(args.mask)
     generator = load_generator(args.generator, args.device)
     size, device = generator.resolution, generator.device
-    how = args.align or ("landmarks" if generator.kind == "stylegan2" else "center")
+    # the default: an image already the generator's size is taken as cut (a benchmark crop), else landmarks
+    how = args.align or ("center" if photo_size == (size, size) else "landmarks")
     photo_array, alignment, painted, mask = None, None, None, None
     if args.image is not None:
         photo_array = np.asarray(open_image(args.image))
-        alignment = align(photo_array, how)
+        alignment = align(photo_array, how, generator.face_frame)
         if alignment.method != how:
             print(f"warning: no face found for --align {how}; used {alignment.method}", file=sys.stderr)
         crop = aligned_crop(photo_array, alignment, size)

@@ -232,7 +232,10 @@ def write_report(out: Path, data: dict) -> Path:
              + ". BM3D is not iterative" + ("." if meta["bm3d"] else "; the `bm3d` package is not installed, "
                                             "so it is left out."),
              f"- Images: {', '.join(im['name'] + ' (' + im['kind'] + ')' for im in meta['images'])}. "
-             f"Samples are generator renders of held-out seeds {meta['held_out_seed']}+i.",
+             + {"box": "Photos are cut by the face detector's box, enlarged 1.5x. ",
+                "landmarks": "Photos are cut by dlib's landmarks in the generator's face frame (as the page "
+                             "and CLI cut them). "}.get(meta.get("align", "box"), "")
+             + f"Samples are generator renders of held-out seeds {meta['held_out_seed']}+i.",
              f"- Seeds: {meta['seeds']} (operator randomness and the solver's start = seed, noise = seed + 1).",
              "- Denoising uses Stochastic Noise Addition in every iterative method (the project's default).",
              "- Metrics against the clean image: true MSE and PSNR in [0, 1] pixel units, LPIPS (alex). "

@@ -24,7 +24,7 @@ from ilo_core.auto import work_steps as auto_work_steps
 from ilo_core.defaults import DCGAN_FILL_DETAIL, default_config, default_mean_of
 from ilo_core.export import FrameRecorder
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
-from ilo_core.generators.base import SplitGenerator
+from ilo_core.generators.base import FaceFrame, SplitGenerator
 from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, save_image_atomic, tensor_to_uint8
 from ilo_core.methods import Solve
 from ilo_core.operators import TASKS
@@ -78,12 +78,14 @@ class PhotoInput:
     alignment: Alignment
 
 
-def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file: str | Path | None = None) -> PhotoInput:
+def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file: str | Path | None = None,
+                frame: FaceFrame = FaceFrame()) -> PhotoInput:
     """An ImageMask value (background / layers as file paths or arrays) -> aligned photo and mask.
 
     The painted layers' alpha channel is the mask, joined by `mask_file` (white = missing;
     the photo's size or exactly its aspect ratio) when given. The alignment (`align_how`:
-    landmarks, box or center, each falling back to the next) is applied to photo and mask alike.
+    landmarks, box or center, each falling back to the next; landmarks in the generator's
+    face `frame`) is applied to photo and mask alike.
     """
     if not value or value.get("background") is None:
         raise InputError("Upload a photo first (or pick one of the examples).")
@@ -106,12 +108,13 @@ def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file
         except ImageError as err:
             raise InputError(f"The mask file: {err}.") from None
     original = np.asarray(photo)
-    alignment = align(original, align_how)
+    alignment = align(original, align_how, frame)
     return PhotoInput(aligned_crop(original, alignment, size), aligned_mask(painted, alignment, size),
                       alignment.describe(), original, painted, alignment)
 
 
-def crop_preview(path: str | None, size: int, align_how: str = "box") -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def crop_preview(path: str | None, size: int, align_how: str = "box",
+                 frame: FaceFrame = FaceFrame()) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """(the aligned crop, the photo with the square outlined, a one-line note) for an upload."""
     if not path:
         return None, None, ""
@@ -119,7 +122,7 @@ def crop_preview(path: str | None, size: int, align_how: str = "box") -> tuple[n
         photo = np.asarray(open_image(path))
     except ImageError as err:
         raise InputError(str(err)) from None
-    alignment = align(photo, align_how)
+    alignment = align(photo, align_how, frame)
     note = alignment.describe() + f", resized to {size} px"
     if alignment.method != align_how:
         note += f" (no face found for '{align_how}', so '{alignment.method}' was used)"

@@ -6,10 +6,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.alignment import align, aligned_crop, aligned_mask, paste_back
+from ilo_core.alignment import (align, aligned_crop, aligned_mask, five_landmarks, framed_quad, measure_face_frame,
+                                paste_back, quad_from_landmarks)
+from ilo_core.generators.base import FaceFrame
+from ilo_core.images import tensor_to_uint8
 
 FACE = np.asarray(Image.open(FACES / "astronaut_face.png").convert("RGB"))
 
@@ -85,3 +89,39 @@ def test_the_mask_follows_the_photo_into_the_aligned_square():
     small = aligned_mask(painted, alignment, 64)
     assert small[28:36, 28:36].all() and not small[:5].any()
     assert abs(small.mean() - (80 * 80) / alignment.side**2) < 0.02
+
+
+def test_ffhqs_own_frame_leaves_ffhqs_square_as_it_is():
+    points = five_landmarks(FACE)
+    assert np.allclose(framed_quad(quad_from_landmarks(points), FaceFrame()), quad_from_landmarks(points))
+    assert np.allclose(align(FACE).quad, quad_from_landmarks(points))
+
+
+def test_a_frame_shrinks_moves_and_keeps_the_rotation_of_the_square():
+    photo = placed(20, 1.0, (300, 200))
+    ffhq, framed = align(photo).quad, align(photo, frame=FaceFrame(1.25, 0.5, 0.6)).quad
+    side = lambda q: np.linalg.norm(q[3] - q[0])  # noqa: E731
+    assert side(framed) == pytest.approx(side(ffhq) / 1.25)
+    assert np.allclose(framed[3] - framed[0], (ffhq[3] - ffhq[0]) / 1.25)  # same direction
+    # FFHQ's centre sits 0.1 of the new side below the new centre, along the square's "down"
+    down = (ffhq[1] - ffhq[0]) / side(ffhq)
+    assert np.allclose(ffhq.mean(0) - framed.mean(0), 0.1 * side(framed) * down)
+
+
+def test_the_dcgans_stored_frame_is_where_its_samples_faces_sit(dcgan):
+    with torch.no_grad():
+        samples = dcgan.render(dcgan.sample_variables(48, torch.Generator().manual_seed(7)))
+    frame, found = measure_face_frame([tensor_to_uint8(s) for s in samples])
+    print(f"48 samples (seed 7): dlib found {found}; {frame}; stored {dcgan.face_frame}")
+    assert found >= 24
+    assert abs(frame.side - dcgan.face_frame.side) < 0.07 and frame.side > 1.2  # tighter than FFHQ's
+    assert abs(frame.x - dcgan.face_frame.x) < 0.03 and abs(frame.y - dcgan.face_frame.y) < 0.03
+
+
+def test_a_photos_face_is_cut_where_the_generators_faces_sit(dcgan):
+    photo = placed(-15, 1.3, (250, 120))
+    crop = np.asarray(aligned_crop(photo, align(photo, "landmarks", dcgan.face_frame), 256))
+    again = quad_from_landmarks(five_landmarks(crop)) / 256  # FFHQ's square found in the crop
+    print(f"FFHQ's square in the crop: side {np.linalg.norm(again[3] - again[0]):.3f}, centre {again.mean(0)}")
+    assert np.linalg.norm(again[3] - again[0]) == pytest.approx(dcgan.face_frame.side, abs=0.06)
+    assert np.allclose(again.mean(0), (dcgan.face_frame.x, dcgan.face_frame.y), atol=0.03)

@@ -95,6 +95,19 @@ def test_cli_aligns_the_photo_and_writes_the_repaired_photo_at_its_own_size(tmp_
     assert json.loads((tmp_path / "r.json").read_text())["alignment"].startswith("landmarks")
 
 
+def test_by_default_a_photo_is_cut_by_landmarks_and_a_crop_of_the_generators_size_is_kept(tmp_path):
+    small = tmp_path / "small.png"
+    Image.open(FACES / "grace_hopper_face.png").convert("RGB").resize((64, 64), Image.BICUBIC).save(small)
+    for name, image in (("small", small), ("photo", FACES / "grace_hopper_face.png")):
+        out = run_cli("--image", str(image), "--task", "denoise", "--steps", "1,1,1,1", "--out", str(tmp_path / "o.png"),
+                      "--crop-out", str(tmp_path / f"{name}_crop.png"), "--report", str(tmp_path / f"{name}.json"),
+                      "--quiet")
+        assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "photo.json").read_text())["alignment"].startswith("landmarks")
+    assert json.loads((tmp_path / "small.json").read_text())["alignment"].startswith("center")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "small_crop.png")), np.asarray(Image.open(small)))
+
+
 def test_repaired_needs_the_photo(tmp_path):
     out = run_cli("--observation", str(FACES / "grace_hopper_face.png"), "--task", "denoise",
                   "--repaired", str(tmp_path / "r.png"), "--out", str(tmp_path / "o.png"), "--quiet")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import FACES
 from ilo_core import evaluate
 from ilo_core.evaluate import applicable, grid, inpainting_mask
 
@@ -70,6 +71,23 @@ def test_held_out_samples_differ_from_the_faces_and_from_each_other(dcgan):
     assert [im.kind for im in images] == ["face", "face", "sample", "sample"]
     assert all(im.image.shape == (1, 3, 64, 64) and im.image.abs().max() <= 1 for im in images)
     assert not torch.equal(images[2].image, images[3].image)
+
+
+def test_the_landmark_crop_frames_the_faces_as_the_generators_samples_are(dcgan):
+    from ilo_core.alignment import measure_face_frame
+    from ilo_core.images import tensor_to_uint8
+
+    side = {}
+    for how in ("box", "landmarks"):
+        crops = [tensor_to_uint8(im.image) for im in evaluate.evaluation_images(dcgan, FACES, 0, align_how=how)]
+        frame, found = measure_face_frame(crops)
+        assert found == len(crops) == 2
+        side[how] = frame.side
+    print(f"FFHQ's square / image side: box crop {side['box']:.3f}, landmark crop {side['landmarks']:.3f}, "
+          f"the generator's samples {dcgan.face_frame.side}")
+    assert abs(side["landmarks"] - dcgan.face_frame.side) < 0.06 < abs(side["box"] - dcgan.face_frame.side)
+    with pytest.raises(ValueError, match="box or landmarks"):
+        evaluate.evaluation_images(dcgan, FACES, 0, align_how="ffhq")
 
 
 def test_masks_cover_part_of_the_face():

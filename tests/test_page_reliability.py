@@ -122,6 +122,24 @@ def test_a_bad_upload_is_one_sentence_where_the_crop_would_be(page, tmp_path, na
     assert message in out[1]
 
 
+def test_the_page_cuts_a_photo_to_the_generators_face_frame_by_default(page, dcgan):
+    import gradio as gr
+    from gradio_client import handle_file
+
+    from ilo_core.alignment import align, aligned_crop
+
+    radios = [b for b in page[0].blocks.values() if isinstance(b, gr.Radio) and "Face alignment" in (b.label or "")]
+    assert len(radios) == 1 and radios[0].value == "landmarks"
+    value = {"background": handle_file(FACE), "layers": [], "composite": handle_file(FACE)}
+    crop, _, note = client_of(page).predict(value=value, how="landmarks", api_name="/upload")
+    photo = np.asarray(Image.open(FACE).convert("RGB"))
+    framed, ffhq = align(photo, "landmarks", dcgan.face_frame), align(photo, "landmarks")
+    assert note.startswith(framed.describe()) and framed.side < ffhq.side / 1.25  # the DCGAN's tighter frame
+    shown = np.asarray(Image.open(crop).convert("RGB"), dtype=float)  # the page sends it as lossy WebP
+    expected = np.asarray(aligned_crop(photo, framed, 64), dtype=float)
+    assert np.abs(shown - expected).mean() < 4
+
+
 @pytest.mark.parametrize("seed", ["nan", "inf", "-inf", "1e30", "abc", "1.5", "-3"])
 def test_a_bad_seed_is_one_sentence(page, tmp_path, seed):
     out = client_of(page).predict(**run_args(editor(tmp_path=tmp_path), seed=seed), api_name="/run")

@@ -19,6 +19,7 @@ not require gradients and no method writes to the module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,18 @@ Variables = dict[str, Tensor]
 State = dict[str, Tensor]
 
 GROUPS = ("latents", "noises", "state")
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """Where FFHQ's landmark square (`ilo_core.alignment.quad_from_landmarks`) sits in a
+    generator's images, in fractions of the image side: its side, and its centre (x, y).
+    FFHQ-trained generators are (1, 0.5, 0.5) by construction; a generator trained on tighter
+    crops has side > 1. `scripts/face_frame.py` measures it on a generator's samples."""
+
+    side: float = 1.0
+    x: float = 0.5
+    y: float = 0.5
 
 
 class SplitGenerator(nn.Module, ABC):
@@ -41,6 +54,8 @@ class SplitGenerator(nn.Module, ABC):
     #: True when every state map (split > 0) is the output of a ReLU, so G_before's range is >= 0
     #: (`SolverConfig.relu_range` keeps the optimized state there)
     nonnegative_state: bool = False
+    #: how its faces are framed: the page and CLI cut a photo's face to the same frame
+    face_frame: FaceFrame = FaceFrame()
 
     def freeze(self) -> "SplitGenerator":
         """Eval mode, no parameter gradients. Returns self."""
