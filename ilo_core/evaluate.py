@@ -49,6 +49,7 @@ METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-aut
            *CLASSICAL_INPAINTING)
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "ilo-signed")  # what a plain run compares
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+CROPS = ("box", "landmarks")  # how --images are cut (evaluation_images' align_how)
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,8 @@ def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, 
     align_how: "box", the face detector's box enlarged 1.5x (the evaluation's crop, as the
     recorded findings were measured), or "landmarks", the crop the page and CLI give a photo
     (dlib's landmarks in the generator's `face_frame`; falling back to box, then centre)."""
-    if align_how not in ("box", "landmarks"):
-        raise ValueError(f"unknown evaluation crop {align_how!r}; choose box or landmarks")
+    if align_how not in CROPS:
+        raise ValueError(f"unknown evaluation crop {align_how!r}; choose {' or '.join(CROPS)}")
     size = generator.resolution
     images: list[EvalImage] = []
     if images_dir is not None:
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     parser.add_argument("--images", default=None, help="a folder of your own clean images (default: assets/faces)")
-    parser.add_argument("--align", choices=("box", "landmarks"), default="box",
+    parser.add_argument("--align", choices=CROPS, default="box",
                         help="how --images are cut: the face detector's box x1.5 (default), or the page's "
                              "and CLI's landmark crop in the generator's face frame")
     parser.add_argument("--samples", type=int, default=None, help="held-out generator samples (default 6; quick 1)")
