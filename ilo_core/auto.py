@@ -45,7 +45,7 @@ from torch import Tensor
 from ilo_core.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.operators import Inpainting, Operator, RandomInpainting, as_operator
-from ilo_core.solver import ILOSolver, Progress
+from ilo_core.solver import ILOSolver, Progress, with_earlier_rounds
 
 SCALES = (0.25, 1.0, 4.0)       # candidate factors on every l1 radius
 CANDIDATE_STEP_FRACTION = 0.4   # candidates run rounds >= 1 with this fraction of the steps
@@ -263,12 +263,16 @@ class AutoSolve:
         images_n = batch // s
         targets = _tile(self.observation[::s], k)
         errors: dict[int, Tensor] = {}
+        # (with mean_rounds the answer also averages each start's earlier rounds, round 0 the shared one's)
+        history = [list(self.solver.best_after_round[0]) * k, *candidates.best_after_round[1:]]
+        nan = torch.full((3, res, res), math.nan)
         for r in range(1, cfg.rounds):
             if len(candidates.best_after_round) <= r:
                 break  # a NaN stopped the candidates
-            rows = torch.cat([torch.full((1, 3, res, res), math.nan) if b is None else b.image
-                              for b in candidates.best_after_round[r]]).to(observations.device)
-            answers = rows.view(k * images_n, s, *rows.shape[1:]).mean(1)
+            groups = with_earlier_rounds(candidates.best_after_round[r], history, cfg.mean_rounds)
+            answers = torch.stack([
+                torch.cat([it.image for g in groups[j * s:(j + 1) * s] for it in g]).mean(0)
+                if all(groups[j * s:(j + 1) * s]) else nan for j in range(k * images_n)]).to(observations.device)
             with torch.no_grad():
                 errors[r] = (self.operator.A(answers) - targets).square()
         if len(errors) < cfg.rounds - 1:

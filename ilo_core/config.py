@@ -37,6 +37,9 @@ class SolverConfig:
     restarts: int = 1                                 # random restarts; the best by measurement MSE wins
     mean_of: int = 1                                  # random starts per image solved as one batch, the answer
                                                       # their mean image (`ilo_core.methods.Solve`); 1 = one start
+    mean_rounds: int = 1                              # each start adds to the mean its best iterates after this
+                                                      # many rounds, its own and the ones before it (2: its last
+                                                      # two rounds'); 1 = its best iterate only
     hole_block: int = 0                               # px, painted holes: state maps whose cells cover at least
                                                       # hole_block x hole_block pixels keep, in cells wholly inside
                                                       # the hole, their value at the round's start (0 = off)
@@ -104,7 +107,7 @@ class SolverConfig:
             raise ValueError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
         if self.lpips_size is not None and (not isinstance(self.lpips_size, int) or self.lpips_size < 32):
             raise ValueError(f"lpips_size must be an integer >= 32 or None, got {self.lpips_size!r}")
-        for name in ("restarts", "mean_of", "preview_every"):
+        for name in ("restarts", "mean_of", "mean_rounds", "preview_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.hole_block, int) or isinstance(self.hole_block, bool) or self.hole_block < 0:
@@ -114,6 +117,8 @@ class SolverConfig:
             raise ValueError(f"fill_detail must be a number of pixels from 0 to 8, got {self.fill_detail!r}")
         if self.mean_of > 1 and self.restarts > 1:
             raise ValueError("mean_of (starts averaged) and restarts (best of sequential starts) cannot be combined")
+        if self.mean_rounds > 1 and self.restarts > 1:
+            raise ValueError("mean_rounds (rounds averaged) and restarts (best of sequential starts) cannot be combined")
         if not isinstance(self.range_projection_steps, int) or self.range_projection_steps < 0:
             raise ValueError(f"range_projection_steps must be >= 0, got {self.range_projection_steps!r}")
         if not isinstance(self.start_split, int) or self.start_split < 0:

@@ -30,7 +30,8 @@ from ilo_core.alignment import align, aligned_crop
 from ilo_core.atomic import write_json
 from ilo_core.config import SolverConfig
 from ilo_core.defaults import METHODS as SOLVER_METHODS
-from ilo_core.defaults import FILL_TASKS, STEPS_PER_ROUND, default_config, default_mean_of, default_rounds, default_steps
+from ilo_core.defaults import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_mean_of, default_mean_rounds,
+                               default_rounds, default_steps)
 from ilo_core.facecrop import face_crop
 from ilo_core.generators import load_generator
 from ilo_core.generators.base import SplitGenerator
@@ -173,12 +174,13 @@ def classical_inpaint(problem: Problem, method: str, radius: int = 3) -> Tensor:
 
 
 def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, samples: int,
-                      faces: int | None = None, align_how: str = "box") -> list[EvalImage]:
+                      faces: int | None = None, align_how: str = "landmarks") -> list[EvalImage]:
     """The user's images (face-cropped), else the faces in assets/, then held-out generator samples.
 
-    align_how: "box", the face detector's box enlarged 1.5x (the evaluation's crop, as the
-    recorded findings were measured), or "landmarks", the crop the page and CLI give a photo
-    (dlib's landmarks in the generator's `face_frame`; falling back to box, then centre)."""
+    align_how: "landmarks" (the default), the crop the page and CLI give a photo (dlib's
+    landmarks in the generator's `face_frame`; falling back to box, then centre), so the
+    evaluation measures what a person gets; or "box", the face detector's box enlarged 1.5x
+    (the evaluation's earlier crop, as the findings before it were measured)."""
     if align_how not in CROPS:
         raise ValueError(f"unknown evaluation crop {align_how!r}; choose {' or '.join(CROPS)}")
     size = generator.resolution
@@ -297,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     parser.add_argument("--images", default=None, help="a folder of your own clean images (default: assets/faces)")
-    parser.add_argument("--align", choices=CROPS, default="box",
-                        help="how --images are cut: the face detector's box x1.5 (default), or the page's "
-                             "and CLI's landmark crop in the generator's face frame")
+    parser.add_argument("--align", choices=CROPS, default="landmarks",
+                        help="how the photos are cut: the page's and CLI's landmark crop in the generator's "
+                             "face frame (default), or the face detector's box x1.5 (the earlier default)")
     parser.add_argument("--samples", type=int, default=None, help="held-out generator samples (default 6; quick 1)")
     parser.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
     parser.add_argument("--steps", type=int, default=None, help="steps per layer (default 50; quick 10)")
@@ -342,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": str(generator.device), "quick": args.quick, "align": args.align, "steps_per_layer": steps,
             "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),
             "fill_starts": max(default_mean_of(generator, t) for t in FILL_TASKS),
+            "fill_rounds": max(default_mean_rounds(generator, t) for t in FILL_TASKS),
             "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
             "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -7,8 +7,10 @@ of the K starts' best images: where the observations pin the image down the star
 and the mean is any of them; where they do not (a painted hole) each start guesses
 differently and their mean is the lower-error estimate (the minimum-MSE guess averages
 over the plausible fills; one start is one draw). The starts' per-pixel standard
-deviation is the spread (`spread`), at no extra cost. With `config.fill_detail` > 0 on
-inpainting, the mean gets one start's fine detail back inside the hole (`ilo_core.detail`).
+deviation is the spread (`spread`), at no extra cost. With `config.mean_rounds` = 2 each
+start also adds to the mean its best iterate of the round before its last (no extra cost:
+that round ran anyway). With `config.fill_detail` > 0 on inpainting, the mean gets one
+start's fine detail back inside the hole (`ilo_core.detail`).
 Images are [B, 3, R, R] in [-1, 1].
 """
 
@@ -27,7 +29,7 @@ from ilo_core.generators.base import SplitGenerator, State
 from ilo_core.losses import measurement_mse
 from ilo_core.operators import Inpainting, Operator, as_operator
 from ilo_core.reconstruction import Reconstruction
-from ilo_core.solver import ILOSolver, Progress
+from ilo_core.solver import ILOSolver, Progress, with_earlier_rounds
 
 
 class Solve:
@@ -97,8 +99,8 @@ class Solve:
     def _means(self, events: Iterator[Progress]) -> Iterator[Progress]:
         try:
             for event in events:
-                if event.image is not None and self.starts > 1:
-                    event = replace(event, image=self._mean(event.image))
+                if event.image is not None and (self.starts > 1 or self.config.mean_rounds > 1):
+                    event = replace(event, image=self._mean(event.image, event.round_index))
                 yield event
         finally:
             events.close()
@@ -107,9 +109,16 @@ class Solve:
         """[B * K, ...] -> [B, K, ...]: each image's K starts."""
         return rows.view(self.items, self.starts, *rows.shape[1:])
 
-    def _mean(self, rows: Tensor) -> Tensor:
-        """[B * K, 3, R, R] -> [B, 3, R, R], the mean over each image's K starts (and its fill detail)."""
+    def _mean(self, rows: Tensor, round_index: int) -> Tensor:
+        """The current iterates [B * K, 3, R, R] of round `round_index` -> [B, 3, R, R], the mean
+        over each image's K starts, with their best iterates of the `mean_rounds` - 1 rounds
+        before (what a stop now would answer), and its fill detail."""
         groups = self._grouped(rows)
+        history = self.solver.best_after_round
+        for r in range(round_index - 1, round_index - self.config.mean_rounds, -1):
+            if 0 <= r < len(history) and all(b is not None for b in history[r]):
+                earlier = torch.cat([b.image for b in history[r]]).to(rows.device)  # type: ignore[union-attr]
+                groups = torch.cat([groups, self._grouped(earlier)], 1)
         if self.missing is None:
             return groups.mean(1)
         missing = self.missing.to(rows.device)
@@ -122,10 +131,17 @@ class Solve:
         return self._per_image(self.solver.best)
 
     def _per_image(self, rows: list[Reconstruction | None]) -> list[Reconstruction | None]:
-        """The solver's rows (K per image) -> per image, `_combine`d (one start: the row itself)."""
-        if self.starts == 1:
+        """The solver's rows (K per image) -> per image, `_combine`d with, for `config.mean_rounds`
+        > 1, each row's best iterates of the rounds before its own (`with_earlier_rounds`; one
+        start and one round: the row itself)."""
+        if self.starts == 1 and self.config.mean_rounds == 1:
             return list(rows)
-        return [self._combine(b, rows[b * self.starts:(b + 1) * self.starts]) for b in range(self.items)]
+        groups = with_earlier_rounds(rows, self.solver.best_after_round, self.config.mean_rounds)
+        k = self.starts
+        # image b: its K starts' best iterates first, then their earlier rounds' (the order of the rows)
+        return [self._combine(b, [g[0] if g else None for g in groups[b * k:(b + 1) * k]]
+                              + [r for g in groups[b * k:(b + 1) * k] for r in g[1:]])
+                for b in range(self.items)]
 
     @property
     def choices(self) -> list[AutoChoice]:
@@ -163,8 +179,9 @@ class Solve:
         return self._grouped(images).std(dim=1, unbiased=False).mean(dim=1)
 
     def _combine(self, b: int, rows: list[Reconstruction | None]) -> Reconstruction | None:
-        """K rows' best iterates -> one Reconstruction: the rows advanced to the latest split
-        among them (so one split re-renders all K), the image their mean."""
+        """Image b's iterates (its K starts' best, then their earlier rounds' with `mean_rounds`)
+        -> one Reconstruction: the iterates advanced to the latest split among them (so one split
+        re-renders them all), the image their mean."""
         found = [r for r in rows if r is not None]
         if not found:
             return None
@@ -190,7 +207,7 @@ class Solve:
             image=image, measurement_mse=meas, round_index=last.round_index, step=last.step,
             generator_kind=gen.kind, resolution=gen.resolution,
             config={**last.config, "mean_of": self.starts, "method": self.config.method,
-                    "fill_detail": self.config.fill_detail}, detail=detail)
+                    "mean_rounds": self.config.mean_rounds, "fill_detail": self.config.fill_detail}, detail=detail)
 
 
 def solve(generator: SplitGenerator, operator: Operator | object, observation: Tensor,

@@ -207,11 +207,12 @@ def auto_table(records: list[dict]) -> list[str]:
     return lines
 
 
-def _starts_note(starts: int) -> str:
+def _starts_note(starts: int, rounds: int = 1) -> str:
     """How holes and random pixels are solved, in words ("" with one start)."""
     if starts <= 1:
         return ""
-    return (f"; inpainting (holes and random pixels) by ILO and ilo-auto: the mean of {starts} starts solved as "
+    each = f" (each start's best iterates of its last {rounds} rounds)" if rounds > 1 else ""
+    return (f"; inpainting (holes and random pixels) by ILO and ilo-auto: the mean of {starts} starts{each} solved as "
             f"one batch, each with that budget (the CSGM baselines: one start)")
 
 
@@ -228,7 +229,7 @@ def write_report(out: Path, data: dict) -> Path:
              f"device `{meta['device']}`, torch {meta['torch']}, {meta['threads']} threads).", "",
              f"- Step budget: every iterative method takes **{meta['total_steps']} steps** per image "
              f"(ILO: {meta['steps_per_layer']} on each of {meta['rounds']} layers; ilo-auto: at most twice it; CSGM: "
-             f"{meta['total_steps']} in latent space)" + _starts_note(meta.get("fill_starts", 1))
+             f"{meta['total_steps']} in latent space)" + _starts_note(meta.get("fill_starts", 1), meta.get("fill_rounds", 1))
              + ". BM3D is not iterative" + ("." if meta["bm3d"] else "; the `bm3d` package is not installed, "
                                             "so it is left out."),
              f"- Images: {', '.join(im['name'] + ' (' + im['kind'] + ')' for im in meta['images'])}. "

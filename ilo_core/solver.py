@@ -6,7 +6,9 @@
                      optimize h, and the latents / noises that G_after_s reads, with
                      projected Adam inside l1 balls around their starting values (line 4)
                      optionally project h back to the range of G_before_s (line 5)
-    answer           the best iterate by measurement MSE (line 7)
+    answer           the best iterate by measurement MSE (line 7); with `config.mean_rounds` > 1
+                     the answer (`ilo_core.methods.Solve`) also averages the best iterates after
+                     the rounds before that one's (`with_earlier_rounds`)
 
 With `config.hole_block` > 0 on a painted hole, the cells of coarse state maps (cells of at
 least hole_block x hole_block pixels) that lie wholly inside the hole keep their in-range value
@@ -397,6 +399,24 @@ class ILOSolver:
         if any(b is None for b in self.best):
             raise RuntimeError("no finite iterate was reached: nothing to return")
         return torch.cat([b.image for b in self.best])  # type: ignore[union-attr]
+
+
+def with_earlier_rounds(rows: list[Reconstruction | None], history: list[list[Reconstruction | None]],
+                        mean_rounds: int) -> list[list[Reconstruction]]:
+    """Per item i: its best iterate `rows[i]` followed by its best iterates after each of the
+    `mean_rounds` - 1 rounds before the round that iterate came from (`history[r][i]`, the best
+    over rounds 0..r: `ILOSolver.best_after_round`), the iterates an answer with
+    `SolverConfig.mean_rounds` averages. Rounds not run, a None (no finite iterate) and a repeat
+    (a round that did not improve on the one before) are left out; no iterate at all -> []."""
+    groups: list[list[Reconstruction]] = []
+    for i, row in enumerate(rows):
+        group = [] if row is None else [row]
+        for r in range(row.round_index - 1, row.round_index - mean_rounds, -1) if row is not None else ():
+            earlier = history[r][i] if 0 <= r < len(history) else None
+            if earlier is not None and all(earlier is not g for g in group):
+                group.append(earlier)
+        groups.append(group)
+    return groups
 
 
 def solve(generator: SplitGenerator, operator: object, observation: Tensor,

@@ -1,5 +1,6 @@
-"""What the hole scripts (`fill_starts.py`, `fill_detail.py`) share: their image arguments, the
-generator, the images and LPIPS set up once, and a fill's scores inside the hole.
+"""What the hole scripts (`fill_starts.py`, `fill_detail.py`, `mean_rounds.py`) share: their image
+arguments, the generator, the images and LPIPS set up once, the iterates a solve's answer
+averages, and a fill's scores inside the hole.
 
 Fills are [N, 3, R, R] in [-1, 1] (one row per image); `keep` is the observed-pixel mask.
 """
@@ -17,10 +18,12 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ilo_core.accelerate import set_up_process  # noqa: E402
-from ilo_core.evaluate import EvalImage, evaluation_images  # noqa: E402
+from ilo_core.evaluate import CROPS, EvalImage, evaluation_images  # noqa: E402
 from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
+from ilo_core.methods import Solve  # noqa: E402
 from ilo_core.metrics import hole_mse01, paste_observed, psnr_from_mse  # noqa: E402
 from ilo_core.perceptual import PerceptualDistance  # noqa: E402
+from ilo_core.solver import with_earlier_rounds  # noqa: E402
 
 MASKS = ("box", "eyes", "strokes", "half")  # the evaluation's painted masks
 
@@ -40,17 +43,28 @@ class HoleBench:
         return [(psnr_from_mse(float(h)), float(d)) for h, d in zip(hole, dist)]
 
 
+def averaged_rows(job: Solve, images: int, mean_rounds: int) -> list[Tensor]:
+    """Per image, the iterates [M, 3, R, R] in [-1, 1] that an answer with `mean_rounds` averages,
+    from one solve: each start's best iterate and its best of the rounds before (`with_earlier_rounds`)."""
+    solver, starts = job.solver, job.starts
+    groups = with_earlier_rounds(solver.best, solver.best_after_round, mean_rounds)
+    return [torch.cat([it.image for g in groups[b * starts:(b + 1) * starts] for it in g]).cpu()
+            for b in range(images)]
+
+
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    """--images, --samples, --seeds (observation and start seeds 0 .. seeds - 1)."""
+    """--images, --samples, --seeds (observation and start seeds 0 .. seeds - 1), --align (the crop)."""
     parser.add_argument("--images", default=None)
     parser.add_argument("--samples", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--align", choices=CROPS, default="landmarks",
+                        help="how the photos are cut (as the evaluation's --align; box: the earlier tables' crop)")
 
 
 def set_up(args: argparse.Namespace) -> HoleBench:
     """The process, the default generator on the CPU, the images of `args` and LPIPS."""
     set_up_process()
     g = load_generator("default", "cpu")
-    images = evaluation_images(g, args.images, args.samples)
+    images = evaluation_images(g, args.images, args.samples, align_how=args.align)
     return HoleBench(g, images, torch.cat([im.image for im in images]),
                      PerceptualDistance("alex", size=None, device=g.device))

@@ -9,9 +9,9 @@ import torch
 
 from ilo_core.auto import AutoSolve
 from ilo_core.config import SolverConfig
-from ilo_core.defaults import DCGAN_FILL_STARTS, default_config
-from ilo_core.detail import gaussian_blur, medoid
-from ilo_core.evaluate import inpainting_mask
+from ilo_core.defaults import DCGAN_FILL_STARTS, DCGAN_MEAN_ROUNDS, default_config
+from ilo_core.detail import gaussian_blur, medoid, with_detail
+from ilo_core.evaluate import evaluation_images, inpainting_mask
 from ilo_core.methods import Solve, solve
 from ilo_core.metrics import hole_mse01
 from ilo_core.problems import simulate
@@ -44,7 +44,7 @@ def test_bad_mean_of_is_refused_before_work_starts(dcgan, faces64):
 
 def test_one_start_is_exactly_the_plain_solver(dcgan, faces64):
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], mean_of=1)
+    config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], mean_of=1, mean_rounds=1)
     plain = ILOSolver(dcgan, problem.operator, problem.observation, config)
     for _ in plain.run():
         pass
@@ -54,7 +54,7 @@ def test_one_start_is_exactly_the_plain_solver(dcgan, faces64):
 
 def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan, faces64, tmp_path):
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], preview_every=3, fill_detail=0.0)
+    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], preview_every=3, fill_detail=0.0, mean_rounds=1)
     job = Solve(dcgan, problem.operator, problem.observation, config)
     events = list(job.run())
     assert len(events) == job.total_steps == 20
@@ -68,6 +68,54 @@ def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan
     assert torch.allclose(again.render(dcgan).cpu(), best.image, atol=1e-5)
     spread = job.spread()
     assert spread.shape == (2, 64, 64) and bool((spread >= 0).all())
+
+
+def test_defaults_average_the_last_two_rounds_where_they_average_starts(dcgan, stylegan64):
+    assert default_config(dcgan, "inpaint").mean_rounds == DCGAN_MEAN_ROUNDS == 2
+    assert default_config(dcgan, "random-inpaint", observed=0.05, method="ilo-auto").mean_rounds == 2
+    assert default_config(dcgan, "inpaint", "csgm-mse").mean_rounds == 1
+    assert default_config(dcgan, "denoise").mean_rounds == 1
+    assert default_config(stylegan64, "inpaint").mean_rounds == 1
+    with pytest.raises(ValueError, match="mean_rounds must be a positive integer"):
+        SolverConfig(mean_rounds=0).validate()
+    with pytest.raises(ValueError, match="mean_rounds .* cannot be combined"):
+        SolverConfig(mean_rounds=2, restarts=2).validate()
+
+
+def test_the_answer_averages_each_starts_last_two_rounds_and_re_renders_from_its_file(dcgan, faces64, tmp_path):
+    """With mean_rounds = 2 each image's answer is the mean of its starts' best iterates after the
+    last round and after the round before (2K iterates, saved and re-rendered as one result)."""
+    problem = _eyes_problem(faces64)
+    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], fill_detail=0.0)
+    assert config.mean_rounds == 2
+    job = solve(dcgan, problem.operator, problem.observation, config)
+    k = DCGAN_FILL_STARTS
+    last, before = (torch.cat([b.image for b in job.solver.best_after_round[r]]).view(2, k, 3, 64, 64)
+                    for r in (3, 2))
+    assert all(b.round_index == 3 for b in job.solver.best) and all(b.round_index == 2 for b in job.solver.best_after_round[2])
+    assert torch.allclose(job.images().cpu(), torch.cat([last, before], 1).mean(1), atol=1e-6)
+    assert not torch.allclose(job.images().cpu(), last.mean(1), atol=1e-3)
+    best = job.best[0]
+    assert best.state["features"].shape[0] == 2 * k and best.config["mean_rounds"] == 2
+    best.save(tmp_path / "state.safetensors")
+    assert torch.allclose(Reconstruction.load(tmp_path / "state.safetensors").render(dcgan).cpu(), best.image, atol=1e-5)
+    assert job.spread().shape == (2, 64, 64)  # the spread stays the K starts' own
+
+
+def test_the_last_two_rounds_fill_the_generators_own_faces_better(dcgan):
+    """On 2 held-out generator samples (box and eyes holes, the default 4 x 50 steps, no fill
+    detail): the mean of the starts' last two rounds fills the hole with less error than the
+    mean of their last round alone (measured: +0.8 dB on the box, +1.1 dB on the eyes)."""
+    images = torch.cat([im.image for im in evaluation_images(dcgan, None, 2, faces=0)])
+    for shape in ("box", "eyes"):
+        missing = inpainting_mask(shape, 64)
+        problem = simulate("inpaint", images, mask=missing)
+        job = solve(dcgan, problem.operator, problem.observation, default_config(dcgan, "inpaint", fill_detail=0.0))
+        two = hole_mse01(job.images().cpu(), images.cpu(), missing)
+        last = torch.cat([b.image for b in job.solver.best]).view(2, DCGAN_FILL_STARTS, 3, 64, 64).mean(1)
+        one = hole_mse01(last, images.cpu(), missing)
+        print(f"{shape}: hole MSE, last two rounds {two.tolist()} against the last round {one.tolist()}")
+        assert float(two.mean()) < 0.9 * float(one.mean())
 
 
 def test_the_answer_after_a_round_is_the_shorter_schedules_answer(dcgan, faces64):
@@ -94,6 +142,13 @@ def test_a_stopped_mean_keeps_every_image_and_a_rerun_is_bit_identical(dcgan, fa
             break
     run.close()
     assert all(b is not None and b.round_index == 1 for b in stopped.best)
+    # a stop in round 1 answers the starts' best so far with their best of round 0 (mean_rounds = 2)
+    rows = torch.cat([torch.cat([b.image for b in stopped.solver.best]).view(2, -1, 3, 64, 64),
+                      torch.cat([b.image for b in stopped.solver.best_after_round[0]]).view(2, -1, 3, 64, 64)], 1)
+    assert stopped.best[0].state["features"].shape[0] == 2 * DCGAN_FILL_STARTS
+    missing = inpainting_mask("eyes", 64)[None, None]
+    expected = torch.cat([with_detail(r, missing, config.fill_detail) for r in rows])
+    assert torch.allclose(stopped.images().cpu(), expected, atol=1e-5)
     full = solve(dcgan, problem.operator, problem.observation, config)
     for _ in full.rerun_from(2, config):
         pass
@@ -118,7 +173,8 @@ def test_the_mean_of_the_starts_fills_the_eyes_better_than_one_start(dcgan, face
 
 def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, faces64):
     """ilo-auto with several starts scores its candidates on the mean of each image's starts:
-    one choice per image serves all its starts, and each start's answer comes from that choice."""
+    one choice per image serves all its starts, and each start's answer comes from that choice
+    (with the default mean_rounds = 2, averaged with its best iterate of the round before)."""
     problem = _eyes_problem(faces64)
     config = default_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], preview_every=10**6, mean_of=2,
                             fill_detail=0.0)
@@ -129,8 +185,10 @@ def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, face
     for b, choice in enumerate(job.choices):
         assert "the mean of 2 starts" in job.describe_choice(b)
         starts = job.solver.best[2 * b:2 * b + 2]
-        assert all(s is not None and s.round_index < choice.rounds for s in starts)
-        assert torch.allclose(job.images()[b].cpu(), torch.cat([s.image for s in starts]).mean(0))
+        assert all(s is not None and 1 <= s.round_index < choice.rounds for s in starts)
+        before = [job.solver.best_after_round[s.round_index - 1][2 * b + i] for i, s in enumerate(starts)]
+        assert all(e.round_index < s.round_index for e, s in zip(before, starts))
+        assert torch.allclose(job.images()[b].cpu(), torch.cat([s.image for s in starts + before]).mean(0), atol=1e-6)
     with pytest.raises(ValueError, match="cannot be 2 starts"):
         AutoSolve(dcgan, problem.operator, problem.observation[:1].repeat(3, 1, 1, 1),
                   default_config(dcgan, "inpaint", "ilo-auto", mean_of=1), starts=2)
@@ -163,7 +221,8 @@ def test_fill_detail_sharpens_only_the_hole_and_re_renders_from_its_file(dcgan, 
     missing = inpainting_mask("eyes", 64)
     added = (job.images() - plain.images()).cpu()
     assert torch.equal(added[..., ~missing], torch.zeros_like(added[..., ~missing]))  # nothing outside the hole
-    rows = plain.solver.best_image().view(2, DCGAN_FILL_STARTS, 3, 64, 64)
+    rows = torch.cat([torch.cat([b.image for b in plain.solver.best_after_round[r]]).view(2, -1, 3, 64, 64)
+                      for r in (3, 2)], 1)  # the answer's iterates: the starts' last two rounds'
     for b in range(2):
         pick = medoid(rows[b].clamp(-1, 1))
         expected = (pick - gaussian_blur(pick, 1.0)) * missing
