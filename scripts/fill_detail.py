@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 import torch
 
-from hole_bench import MASKS, add_image_arguments, averaged_rows, set_up
+from hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
 from ilo_core.detail import with_detail
 from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.methods import solve
@@ -55,16 +54,7 @@ def main() -> None:
                 for kind, score in zip(kinds, bench.scores(fill, keep)):
                     scores.setdefault((kind, name, shape), []).append(score)
             print(f"{shape} seed {seed} done", file=sys.stderr, flush=True)
-    print("| images | fill | " + " | ".join(MASKS) + " | box/eyes/strokes |")
-    print("|---|---|" + "---:|" * (len(MASKS) + 1))
-    for kind in dict.fromkeys(kinds):
-        for name in dict.fromkeys(name for k, name, _ in scores if k == kind):
-            cells = [scores[(kind, name, s)] for s in MASKS]
-            psnr = [float(np.mean([p for p, _ in c])) for c in cells]
-            lp = [float(np.mean([d for _, d in c])) for c in cells]
-            label = {"face": "example faces", "sample": "generator samples"}.get(kind, "your images")
-            print(f"| {kinds.count(kind)} {label} | {name} | " + " | ".join(f"{p:.2f} / {d:.3f}" for p, d in zip(psnr, lp))
-                  + f" | {np.mean(psnr[:3]):.2f} / {np.mean(lp[:3]):.3f} |")
+    print_table(scores, kinds, list(MASKS))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -50,6 +51,23 @@ def averaged_rows(job: Solve, images: int, mean_rounds: int) -> list[Tensor]:
     groups = with_earlier_rounds(solver.best, solver.best_after_round, mean_rounds)
     return [torch.cat([it.image for g in groups[b * starts:(b + 1) * starts] for it in g]).cpu()
             for b in range(images)]
+
+
+def print_table(scores: dict[tuple[str, str, str], list[tuple[float, float]]], kinds: list[str],
+                columns: list[str]) -> None:
+    """A markdown table of `scores` ((image kind, fill, column) -> (hole PSNR, hole LPIPS) per image):
+    one row per kind of image and fill, one cell per column and the mean of the first three (the
+    small holes: box, eyes, strokes)."""
+    print("| images | fill | " + " | ".join(columns) + " | box/eyes/strokes |")
+    print("|---|---|" + "---:|" * (len(columns) + 1))
+    for kind in dict.fromkeys(kinds):
+        for name in dict.fromkeys(name for k, name, _ in scores if k == kind):
+            cells = [scores[(kind, name, c)] for c in columns]
+            psnr = [float(np.mean([p for p, _ in c])) for c in cells]
+            lp = [float(np.mean([d for _, d in c])) for c in cells]
+            label = {"face": "example faces", "sample": "generator samples"}.get(kind, "your images")
+            print(f"| {kinds.count(kind)} {label} | {name} | " + " | ".join(f"{p:.2f} / {d:.3f}" for p, d in zip(psnr, lp))
+                  + f" | {np.mean(psnr[:3]):.2f} / {np.mean(lp[:3]):.3f} |")
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
