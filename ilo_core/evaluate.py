@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": str(generator.device), "quick": args.quick, "align": args.align, "steps_per_layer": steps,
             "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),
             "fill_starts": max(default_mean_of(generator, t) for t in FILL_TASKS),
-            "fill_rounds": max(default_mean_rounds(generator, t) for t in FILL_TASKS),
+            "fill_rounds": default_mean_rounds(generator, "inpaint"),
             "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
             "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ilo_core.atomic import atomic_write, write_text
-from ilo_core.defaults import METHODS
+from ilo_core.defaults import MEAN_ROUNDS_OBSERVED_BELOW, METHODS
 from ilo_core.images import save_image_atomic
 
 CSGM = tuple(m for m in METHODS if m.startswith("csgm"))
@@ -211,7 +211,8 @@ def _starts_note(starts: int, rounds: int = 1) -> str:
     """How holes and random pixels are solved, in words ("" with one start)."""
     if starts <= 1:
         return ""
-    each = f" (each start's best iterates of its last {rounds} rounds)" if rounds > 1 else ""
+    each = (f" (each start's best iterates of its last {rounds} rounds; random pixels from "
+            f"{MEAN_ROUNDS_OBSERVED_BELOW * 100:g} % observed: its last round's)") if rounds > 1 else ""
     return (f"; inpainting (holes and random pixels) by ILO and ilo-auto: the mean of {starts} starts{each} solved as "
             f"one batch, each with that budget (the CSGM baselines: one start)")
 

@@ -1,16 +1,17 @@
 """Hole fill against the rounds each start adds to the mean: the measurement behind DCGAN_MEAN_ROUNDS.
 
-    python scripts/mean_rounds.py [--images DIR] [--samples N] [--seeds 2]
+    python scripts/mean_rounds.py [--images DIR] [--samples N] [--seeds 2] [--align landmarks|box]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) and random pixels at
-5 % on every image: ILO's default solve once (the mean of DCGAN_FILL_STARTS starts), its answer
-rebuilt from each start's best iterates of its last 1, 2 (the default, `SolverConfig.mean_rounds`)
-and 3 rounds, with the default fill detail on the holes (the medoid of all the averaged
-iterates, as `ilo_core.methods.Solve` does), and without detail with a weight w on the round
-before the last (w = 0.5 is the mean of the two). Beside OpenCV's Telea. Hole PSNR dB / hole
-LPIPS (alex, the observed pixels pasted back; for random pixels the missing pixels are the hole).
-Images: the faces in assets/ (or --images), plus --samples held-out generator samples; one table
-row per kind of image and fill.
+5-50 % on every image: ILO's default solve once (the mean of DCGAN_FILL_STARTS starts), its
+answer rebuilt from each start's best iterates of its last 1, 2 (the default,
+`SolverConfig.mean_rounds`, for holes and random pixels below 20 % observed) and 3 rounds, with
+the default fill detail on the holes (the medoid of all the averaged iterates, as
+`ilo_core.methods.Solve` does), and without detail with a weight w on the round before the last
+(w = 0.5 is the mean of the two). Beside OpenCV's Telea. Holes: hole PSNR dB / hole LPIPS (alex,
+the observed pixels pasted back); random pixels: whole-image PSNR dB / LPIPS as the method
+returns the image (the evaluation's true MSE). Images: the faces in assets/ (or --images), plus
+--samples held-out generator samples; one table row per kind of image and fill.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, s
 from ilo_core.detail import with_detail
 from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.methods import solve
+from ilo_core.metrics import mse01, psnr_from_mse
 from ilo_core.problems import simulate
 from ilo_core.solver import with_earlier_rounds
 
 SETTINGS = [Setting("inpaint", shape, 0.0, {"mask": None}) for shape in MASKS] + \
-    [Setting("random-inpaint", "5%", 5.0, {"observed": 0.05})]
+    [Setting("random-inpaint", f"{p}%", float(p), {"observed": p / 100}) for p in (5, 10, 25, 50)]
 WEIGHTS = (0.25, 0.5, 0.75)
 
 
@@ -53,7 +55,7 @@ def main() -> None:
             fills = {"Telea": classical_inpaint(problem, "telea").cpu()}
             for m in (1, 2, 3):
                 rows = averaged_rows(job, n, m)
-                name = f"last {m} round{'s' if m > 1 else ''}" + (" (the default)" if m == config.mean_rounds else "")
+                name = f"last {m} round{'s' if m > 1 else ''}"
                 fills[name] = torch.cat([with_detail(r, ~keep, sigma) for r in rows])  # holes: default detail
             last = torch.stack([r.mean(0) for r in averaged_rows(job, n, 1)])
             pairs = with_earlier_rounds(job.solver.best, job.solver.best_after_round, 2)  # [last, before] per start
@@ -62,7 +64,12 @@ def main() -> None:
             for w in WEIGHTS:
                 fills[f"weight {w:g} on the round before, no detail"] = (1 - w) * last + w * before
             for name, fill in fills.items():
-                for kind, score in zip(kinds, bench.scores(fill, keep)):
+                if setting.task == "inpaint":
+                    cell = bench.scores(fill, keep)
+                else:  # random pixels: the whole image as the method returns it (the evaluation's true MSE)
+                    whole = [psnr_from_mse(float(e)) for e in mse01(fill.to(clean.device), clean)]
+                    cell = [(p, float(d)) for p, d in zip(whole, bench.lpips(fill.to(clean.device).clamp(-1, 1), clean))]
+                for kind, score in zip(kinds, cell):
                     scores.setdefault((kind, name, setting.level), []).append(score)
             print(f"{setting.level} seed {seed} done", file=sys.stderr, flush=True)
     print_table(scores, kinds, [s.level for s in SETTINGS])

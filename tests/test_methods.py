@@ -70,9 +70,12 @@ def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan
     assert spread.shape == (2, 64, 64) and bool((spread >= 0).all())
 
 
-def test_defaults_average_the_last_two_rounds_where_they_average_starts(dcgan, stylegan64):
+def test_defaults_average_the_last_two_rounds_in_holes_and_sparse_random_pixels(dcgan, stylegan64):
     assert default_config(dcgan, "inpaint").mean_rounds == DCGAN_MEAN_ROUNDS == 2
     assert default_config(dcgan, "random-inpaint", observed=0.05, method="ilo-auto").mean_rounds == 2
+    # random pixels from 20 % observed: the last round's closer fit to them wins (1.2x lower error at 50 %)
+    assert default_config(dcgan, "random-inpaint", observed=0.25).mean_rounds == 1
+    assert default_config(dcgan, "random-inpaint", observed=0.25).mean_of == DCGAN_FILL_STARTS
     assert default_config(dcgan, "inpaint", "csgm-mse").mean_rounds == 1
     assert default_config(dcgan, "denoise").mean_rounds == 1
     assert default_config(stylegan64, "inpaint").mean_rounds == 1
