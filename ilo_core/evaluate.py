@@ -50,7 +50,7 @@ METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-aut
            *CLASSICAL_INPAINTING)
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "ilo-signed")  # what a plain run compares
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-CROPS = ("box", "landmarks")  # how --images are cut (evaluation_images' align_how)
+CROPS = ("box", "landmarks")  # how the photos (--images, else the example faces) are cut (evaluation_images' align_how)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ilo_core.generators.base import SplitGenerator, State
 from ilo_core.losses import measurement_mse
 from ilo_core.operators import Inpainting, Operator, as_operator
 from ilo_core.reconstruction import Reconstruction
-from ilo_core.solver import ILOSolver, Progress, with_earlier_rounds
+from ilo_core.solver import ILOSolver, Progress, rounds_before, with_earlier_rounds
 
 
 class Solve:
@@ -115,8 +115,8 @@ class Solve:
         before (what a stop now would answer), and its fill detail."""
         groups = self._grouped(rows)
         history = self.solver.best_after_round
-        for r in range(round_index - 1, round_index - self.config.mean_rounds, -1):
-            if 0 <= r < len(history) and all(b is not None for b in history[r]):
+        for r in rounds_before(round_index, self.config.mean_rounds, len(history)):
+            if all(b is not None for b in history[r]):
                 earlier = torch.cat([b.image for b in history[r]]).to(rows.device)  # type: ignore[union-attr]
                 groups = torch.cat([groups, self._grouped(earlier)], 1)
         if self.missing is None:

@@ -401,6 +401,13 @@ class ILOSolver:
         return torch.cat([b.image for b in self.best])  # type: ignore[union-attr]
 
 
+def rounds_before(round_index: int, mean_rounds: int, recorded: int) -> list[int]:
+    """The rounds before `round_index`, latest first, whose best iterates an answer with
+    `SolverConfig.mean_rounds` also averages: the `mean_rounds` - 1 before it, of the `recorded`
+    rounds 0 .. recorded - 1 (`ILOSolver.best_after_round`)."""
+    return [r for r in range(round_index - 1, round_index - mean_rounds, -1) if 0 <= r < recorded]
+
+
 def with_earlier_rounds(rows: list[Reconstruction | None], history: list[list[Reconstruction | None]],
                         mean_rounds: int) -> list[list[Reconstruction]]:
     """Per item i: its best iterate `rows[i]` followed by its best iterates after each of the
@@ -411,8 +418,8 @@ def with_earlier_rounds(rows: list[Reconstruction | None], history: list[list[Re
     groups: list[list[Reconstruction]] = []
     for i, row in enumerate(rows):
         group = [] if row is None else [row]
-        for r in range(row.round_index - 1, row.round_index - mean_rounds, -1) if row is not None else ():
-            earlier = history[r][i] if 0 <= r < len(history) else None
+        for r in rounds_before(row.round_index, mean_rounds, len(history)) if row is not None else ():
+            earlier = history[r][i]
             if earlier is not None and all(earlier is not g for g in group):
                 group.append(earlier)
         groups.append(group)

@@ -53,11 +53,11 @@ def main() -> None:
             job = solve(g, problem.operator, problem.observation, config)
             sigma = config.fill_detail
             fills = {"Telea": classical_inpaint(problem, "telea").cpu()}
-            for m in (1, 2, 3):
-                rows = averaged_rows(job, n, m)
+            rows = {m: averaged_rows(job, n, m) for m in (1, 2, 3)}
+            for m, images in rows.items():
                 name = f"last {m} round{'s' if m > 1 else ''}"
-                fills[name] = torch.cat([with_detail(r, ~keep, sigma) for r in rows])  # holes: default detail
-            last = torch.stack([r.mean(0) for r in averaged_rows(job, n, 1)])
+                fills[name] = torch.cat([with_detail(r, ~keep, sigma) for r in images])  # holes: default detail
+            last = torch.stack([r.mean(0) for r in rows[1]])
             pairs = with_earlier_rounds(job.solver.best, job.solver.best_after_round, 2)  # [last, before] per start
             before = torch.stack([torch.cat([p[-1].image for p in pairs[b * job.starts:(b + 1) * job.starts]]).mean(0)
                                   for b in range(n)]).cpu()
