@@ -126,23 +126,30 @@ def framed_quad(ffhq: np.ndarray, frame: FaceFrame) -> np.ndarray:
                      centre + half_across + half_down, centre + half_across - half_down])
 
 
+def small_image_landmarks(image: np.ndarray, upscale: int = 4) -> np.ndarray | None:
+    """`five_landmarks` [5, 2] of a small square image (a generator-size crop, H x H x 3 uint8),
+    in its own pixels, or None. The image is enlarged `upscale` times (bicubic) and given a
+    replicated border of a quarter of its side, so that the detector sees a face of its working
+    size with some context around it."""
+    big = cv2.resize(image, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+    pad = big.shape[0] // 4
+    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    points = five_landmarks(big)
+    return None if points is None else (points - pad) / upscale
+
+
 def measure_face_frame(images: Sequence[np.ndarray], upscale: int = 4) -> tuple[FaceFrame, int]:
     """Where FFHQ's landmark square sits in generated faces: the median over the faces dlib
-    finds, and how many it found. images: square H x H x 3 uint8 (a generator's samples). Each is
-    enlarged `upscale` times (bicubic) and given a replicated border of a quarter of its side,
-    so that the detector sees a face of its working size with some context around it."""
+    finds (`small_image_landmarks`), and how many it found. images: square H x H x 3 uint8 (a
+    generator's samples)."""
     if _dlib_models() is None:
         raise RuntimeError("measuring a face frame needs dlib and face-recognition-models")
     found = []
     for image in images:
-        side = image.shape[0]
-        big = cv2.resize(image, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
-        pad = big.shape[0] // 4
-        big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        points = five_landmarks(big)
+        points = small_image_landmarks(image, upscale)
         if points is None:
             continue
-        quad = (quad_from_landmarks(points) - pad) / upscale / side
+        quad = quad_from_landmarks(points) / image.shape[0]
         found.append((np.linalg.norm(quad[3] - quad[0]), *quad.mean(0)))
     if not found:
         raise RuntimeError(f"dlib found no face in {len(images)} images")
@@ -194,12 +201,23 @@ def aligned_crop(photo: Image.Image | np.ndarray, alignment: Alignment, size: in
 
 
 def aligned_mask(mask: np.ndarray, alignment: Alignment, size: int) -> np.ndarray:
-    """A photo mask [H, W] bool -> the generator's [size, size] bool (area-averaged, > 1/2)."""
+    """A photo mask [H, W] bool -> the generator's [size, size] bool (area-averaged, > 1/2).
+    Where the square reaches past the photo the mask is reflected as `aligned_crop` reflects
+    the photo, so a painted region's mirror image is painted too (not taken as observed)."""
     up = 4  # supersample, then average: a fair share of each generator pixel
     matrix = alignment.to_photo(size * up)
     warped = cv2.warpAffine(mask.astype(np.float32), matrix, (size * up, size * up),
-                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
     return cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA) > 0.5
+
+
+def from_aligned(result: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """A reconstruction [R, R, C] float (any range) warped back onto the photo's pixels
+    [H, W, C] (bicubic); photo pixels past the square take the square's nearest edge."""
+    width, height = alignment.photo_size
+    warped = cv2.warpAffine(np.ascontiguousarray(result, dtype=np.float32), alignment.to_photo(result.shape[0]),
+                            (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return warped.reshape(height, width, *result.shape[2:])
 
 
 def outline(photo: np.ndarray, alignment: Alignment, max_side: int = 320) -> np.ndarray:
@@ -231,8 +249,7 @@ def paste_back(photo: np.ndarray, result: np.ndarray, alignment: Alignment, regi
     size = result.shape[0]
     feather = max(2, int(round(alignment.side * 0.02))) if feather is None else int(feather)
     to_photo = alignment.to_photo(size)  # warpAffine without WARP_INVERSE_MAP: result -> photo
-    warped = cv2.warpAffine(result, to_photo, (width, height), flags=cv2.INTER_CUBIC,
-                            borderMode=cv2.BORDER_REPLICATE)
+    warped = from_aligned(result, alignment)
     if region is not None:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 1,) * 2)
         grown = cv2.dilate(region.astype(np.uint8), kernel) > 0

@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,13 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGN_METHODS
-from ilo_core.alignment import align, aligned_crop, aligned_mask, paste_back
+from ilo_core.alignment import align, aligned_crop, aligned_mask, from_aligned, paste_back
 from ilo_core.atomic import write_json
 from ilo_core.defaults import METHODS
 from ilo_core.defaults import default_config
 from ilo_core.download import KNOWN, download
 from ilo_core.export import FrameRecorder
+from ilo_core.framing import answer_in_image, frame_in_image
 from ilo_core.generators import load_generator
 from ilo_core.generators.loading import convert_checkpoint
 from ilo_core.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
@@ -188,11 +190,19 @@ def run_solve(args: argparse.Namespace) -> dict:
     size, device = generator.resolution, generator.device
     # the default: an image already the generator's size is taken as cut (a benchmark crop), else landmarks
     how = args.align or ("center" if photo_size == (size, size) else "landmarks")
-    photo_array, alignment, painted, mask = None, None, None, None
+    photo_array, alignment, painted, mask, reframed = None, None, None, None, False
     if args.image is not None:
         photo_array = np.asarray(open_image(args.image))
-        alignment = align(photo_array, how, generator.face_frame)
-        if alignment.method != how:
+        if args.align is None and photo_size == (size, size) and args.task == "inpaint" and args.mask is not None:
+            # a cut face framed otherwise than the generator's: its hole is solved in the generator's frame
+            alignment = frame_in_image(photo_array, generator.face_frame)
+            if alignment is not None:
+                print(f"solving the hole in the generator's frame ({alignment.describe()}); "
+                      "--align center solves the image as cut", file=sys.stderr)
+        reframed = alignment is not None
+        if alignment is None:
+            alignment = align(photo_array, how, generator.face_frame)
+        if alignment.method != how and not reframed:
             print(f"warning: no face found for --align {how}; used {alignment.method}", file=sys.stderr)
         crop = aligned_crop(photo_array, alignment, size)
         if args.crop_out is not None:
@@ -213,6 +223,12 @@ def run_solve(args: argparse.Namespace) -> dict:
     config = default_config(generator, args.task, args.method, observed=args.observed, steps=args.steps,
                             seed=args.seed, **detail)
     solver = Solve(generator, problem.operator, problem.observation, config)
+    scored, in_image = problem, (lambda images: images)
+    if reframed:  # answers are shown, saved and scored in the image's own pixels
+        scored = simulate("inpaint", pil_to_tensor(Image.fromarray(photo_array)).to(device), seed=args.seed,
+                          mask=torch.from_numpy(painted))
+        in_image = partial(answer_in_image, alignment=alignment, observation=scored.observation,
+                           keep=scored.operator.keep)
     events, total = solver.run(), solver.total_steps
     recorder = FrameRecorder()
     started = time.perf_counter()
@@ -223,7 +239,8 @@ def run_solve(args: argparse.Namespace) -> dict:
         bar = tqdm(total=total, file=sys.stderr, unit="step", desc=args.method)
     try:
         for event in events:
-            recorder.add_progress(event)
+            if event.image is not None:
+                recorder.add(in_image(event.image), event.round_index, event.split, event.step)
             if event.message:
                 print(f"warning: {event.message}", file=sys.stderr)
             if bar is not None:
@@ -236,29 +253,32 @@ def run_solve(args: argparse.Namespace) -> dict:
     best = solver.best[0]
     if best is None:
         raise RuntimeError("the solve produced no finite result: try a smaller learning rate")
-    result = best.image.to(device)
+    result = in_image(best.image.to(device))
     save_image_atomic(result, args.out)
     if args.gif is not None:
-        recorder.save_gif(args.gif, final=best.image)
+        recorder.save_gif(args.gif, final=result)
     if args.save_state is not None:
         best.save(args.save_state)
     if args.repaired is not None:
         region = painted if args.task == "inpaint" else None
-        save_image_atomic(Image.fromarray(paste_back(photo_array, tensor_to_uint8(best.image), alignment, region)),
-                          args.repaired)
+        repaired = (tensor_to_uint8(result) if reframed
+                    else paste_back(photo_array, tensor_to_uint8(best.image), alignment, region))
+        save_image_atomic(Image.fromarray(repaired), args.repaired)
     guessing = {}
     if args.spread is not None:
         spread = solver.spread()  # the solve's own starts, else SPREAD_STARTS more as one batch
         spread = spread[0] if spread is not None else restart_spread(generator, problem, config)[1]
+        if reframed:
+            spread = torch.from_numpy(from_aligned(spread.cpu().numpy(), alignment)).clamp(min=0)
         save_image_atomic(Image.fromarray(spread_heatmap(spread)), args.spread)
-        guessing.update(spread_summary(spread, problem.operator))
+        guessing.update(spread_summary(spread, scored.operator))
     if solver.choices:
         print(solver.describe_choice(0), file=sys.stderr)
         guessing["auto"] = solver.choices[0].to_dict()
     report = {"task": args.task, "method": args.method, "steps": total, "starts": config.mean_of, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
               "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
-              **evaluate(result, problem), **guessing}
+              "solved_in_generator_frame": reframed, **evaluate(result, scored), **guessing}
     if args.report is not None:
         write_json(report, args.report)
     return report
