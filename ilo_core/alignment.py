@@ -182,22 +182,41 @@ def align(photo: Image.Image | np.ndarray, how: str = "landmarks", frame: FaceFr
     return Alignment(_box_quad(center_box(pil)), "center", size)
 
 
-def aligned_crop(photo: Image.Image | np.ndarray, alignment: Alignment, size: int) -> Image.Image:
-    """The aligned square resampled to size x size (borders reflected, like FFHQ's padding)."""
+def aligned_crop(photo: Image.Image | np.ndarray, alignment: Alignment, size: int,
+                 fill: np.ndarray | None = None) -> Image.Image:
+    """The aligned square resampled to size x size (borders reflected, like FFHQ's padding).
+
+    fill: [H, W] bool, photo pixels (a painted region) filled by OpenCV's Telea from the rest
+    before the resampling, so that none of them reaches the crop through the pixels at its
+    edge (filled at the resolution the square is resampled from)."""
     array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
     q = alignment.quad
     inside = q.min() >= 0 and q[:, 0].max() <= array.shape[1] and q[:, 1].max() <= array.shape[0]
     if inside and np.array_equal(q, q.round()) and q[0, 0] == q[1, 0] and q[0, 1] == q[3, 1]:
-        box = tuple(int(v) for v in (q[0, 0], q[0, 1], q[2, 0], q[2, 1]))  # an upright box: crop + LANCZOS
-        return Image.fromarray(array).crop(box).resize((size, size), Image.LANCZOS)
+        left, top, right, bottom = (int(v) for v in (q[0, 0], q[0, 1], q[2, 0], q[2, 1]))  # upright: crop + LANCZOS
+        box = array[top:bottom, left:right]
+        if fill is not None:
+            box = _telea(box, fill[top:bottom, left:right])
+        return Image.fromarray(box).resize((size, size), Image.LANCZOS)
     matrix = alignment.to_photo(size)
     shrink = alignment.side / size / 2  # pre-shrink so that the warp never skips pixels
     if shrink > 1:
         array = cv2.resize(array, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
         matrix = matrix / shrink
+    if fill is not None:
+        if fill.shape != array.shape[:2]:  # a shrunk pixel with any painted share is painted
+            fill = cv2.resize(fill.astype(np.float32), (array.shape[1], array.shape[0]), interpolation=cv2.INTER_AREA) > 0
+        array = _telea(array, fill)
     out = cv2.warpAffine(array, matrix, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REFLECT)
     return Image.fromarray(out)
+
+
+def _telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`image` (H x W x 3 uint8) with its `hole` pixels ([H, W] bool) filled by OpenCV's Telea."""
+    if not hole.any():
+        return image
+    return cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
 
 
 def aligned_mask(mask: np.ndarray, alignment: Alignment, size: int) -> np.ndarray:

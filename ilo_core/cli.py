@@ -22,20 +22,20 @@ from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.alignment import METHODS as ALIGN_METHODS
-from ilo_core.alignment import align, aligned_crop, aligned_mask, from_aligned, paste_back
+from ilo_core.alignment import align, aligned_crop, from_aligned, paste_back
 from ilo_core.atomic import write_json
 from ilo_core.defaults import METHODS
 from ilo_core.defaults import default_config
 from ilo_core.download import KNOWN, download
 from ilo_core.export import FrameRecorder
-from ilo_core.framing import answer_in_image, frame_in_image
+from ilo_core.framing import answer_in_image, frame_in_image, framed_inpainting
 from ilo_core.generators import load_generator
 from ilo_core.generators.loading import convert_checkpoint
 from ilo_core.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
                              read_mask, save_image_atomic, tensor_to_uint8)
 from ilo_core.methods import Solve
 from ilo_core.operators import TASKS
-from ilo_core.problems import evaluate, from_observation, simulate
+from ilo_core.problems import Problem, evaluate, from_observation, simulate
 from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 
 
@@ -209,12 +209,15 @@ def run_solve(args: argparse.Namespace) -> dict:
             save_image_atomic(crop, args.crop_out)
         if args.mask is not None:
             painted = read_mask(args.mask, photo_size)
-            mask = torch.from_numpy(aligned_mask(painted, alignment, size))
     else:
         mask = load_mask(args.mask, size, photo_size) if args.mask is not None else None
     params = dict(mask=mask, observed=args.observed, factor=args.factor, sigma=args.sigma,
                   measurements=args.measurements)
-    if args.image is not None:
+    if args.image is not None and args.task == "inpaint" and painted is not None:
+        # the painted pixels never reach the solve, not even through the resampling at the hole's edge
+        operator, observation = framed_inpainting(photo_array, painted, alignment, size)
+        problem = Problem("inpaint", operator.to(device), observation.to(device), pil_to_tensor(crop).to(device))
+    elif args.image is not None:
         problem = simulate(args.task, pil_to_tensor(crop).to(device), seed=args.seed, **params)
     else:
         observed = load_image(args.observation, size if args.task != "super-resolution" else size // args.factor)

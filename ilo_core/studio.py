@@ -23,6 +23,7 @@ from ilo_core.config import SolverConfig
 from ilo_core.auto import work_steps as auto_work_steps
 from ilo_core.defaults import DCGAN_FILL_DETAIL, default_config, default_mean_of
 from ilo_core.export import FrameRecorder
+from ilo_core.framing import framed_inpainting
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import FaceFrame, SplitGenerator
 from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, save_image_atomic, tensor_to_uint8
@@ -144,7 +145,10 @@ def pose_problem(inputs: PhotoInput, task: str, degraded: bool, *, observed_pct:
             raise InputError("The mask is empty: paint the region to reconstruct with the brush.")
         if frac > MAX_MISSING:
             raise InputError("The mask covers the whole photo: leave some pixels observed.")
-        params["mask"] = torch.from_numpy(inputs.missing.copy())
+        # the painted pixels never reach the solve, not even through the resampling at the hole's edge
+        operator, observation = framed_inpainting(inputs.original, inputs.painted, inputs.alignment, size)
+        clean = None if degraded else pil_to_tensor(inputs.photo).to(device)
+        return Problem(task, operator.to(device), observation.to(device), clean)
     image = pil_to_tensor(inputs.photo).to(device)
     try:
         if degraded:

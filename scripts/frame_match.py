@@ -22,12 +22,10 @@ import numpy as np
 import torch
 
 from hole_bench import MASKS, add_image_arguments, print_table, set_up
-from ilo_core.alignment import aligned_crop, aligned_mask
 from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
-from ilo_core.framing import answer_in_image, frame_in_image
-from ilo_core.images import pil_to_tensor, tensor_to_uint8
+from ilo_core.framing import answer_in_image, frame_in_image, framed_inpainting
+from ilo_core.images import tensor_to_uint8
 from ilo_core.methods import solve
-from ilo_core.operators import Inpainting
 from ilo_core.problems import simulate
 
 
@@ -59,9 +57,8 @@ def main() -> None:
             for i, alignment in enumerate(frames):
                 if alignment is None:
                     continue
-                crop = pil_to_tensor(aligned_crop(tensor_to_uint8(clean[i]), alignment, size))
-                operator = Inpainting.from_missing(torch.from_numpy(aligned_mask(missing.numpy(), alignment, size)))
-                answer = solve(g, operator, operator.A(crop), method_config(g, setting, "ilo", 50, None, seed)).images()
+                operator, observation = framed_inpainting(tensor_to_uint8(clean[i]), missing.numpy(), alignment, size)
+                answer = solve(g, operator, observation, method_config(g, setting, "ilo", 50, None, seed)).images()
                 framed[i:i + 1] = answer_in_image(answer, alignment, problem.observation[i:i + 1], keep)
             framed_seconds += time.perf_counter() - t0
             fills = {"ILO as cut": as_cut, "ILO in the generator's frame": framed,
