@@ -1,4 +1,9 @@
-"""A hole in a face someone else cut, solved in the generator's own frame.
+"""A painted hole as the generator sees it, and a hole in a face someone else cut solved in
+the generator's own frame.
+
+`framed_inpainting` poses any photo's painted hole in the generator's square (the page's and
+the CLI's): the painted pixels are filled before the resampling, so none of them reaches the
+solve through the pixels at the hole's edge.
 
 A generator draws its faces at one size and place (`SplitGenerator.face_frame`: the DigiFace
 DCGAN's fill a quarter more of the picture than FFHQ's). A crop already at the generator's
