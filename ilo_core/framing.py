@@ -28,14 +28,15 @@ from ilo_core.images import pil_to_tensor
 from ilo_core.operators import Inpainting
 
 FRAME_TOLERANCE = 0.05  # a square whose corners are within this share of the side of the image's is the image
+DETECT_SIDE = 256  # px: a smaller image is enlarged about to this side to find its landmarks (the DCGAN's 64 px: 4x)
 
 
 def frame_in_image(image: np.ndarray, frame: FaceFrame, tolerance: float = FRAME_TOLERANCE) -> Alignment | None:
     """The generator's square in an image already at its size (H x H x 3 uint8), found by its
     landmarks as `measure_face_frame` measured `frame` (`small_image_landmarks`: on the image
-    enlarged): None where dlib finds no face, or where every corner of the square lies within
-    `tolerance` of the side of the image's own corner."""
-    points = small_image_landmarks(image)
+    enlarged to about `DETECT_SIDE`, a 64 px one 4x): None where dlib finds no face, or where
+    every corner of the square lies within `tolerance` of the side of the image's own corner."""
+    points = small_image_landmarks(image, upscale=max(1, round(DETECT_SIDE / image.shape[0])))
     if points is None:
         return None
     quad = framed_quad(quad_from_landmarks(points), frame)
