@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how --image is cut to the generator's square: landmarks (dlib's landmarks put the face "
                         "where the generator's faces sit), box (face detector) or center; each falls back to "
                         "the next when no face is found. Default: landmarks, or center (as it is) for an image "
-                        "already the generator's size")
+                        "already the generator's size, whose painted hole (--task inpaint --mask) is solved in "
+                        "the generator's frame where its face sits otherwise and answered in its own pixels")
     s.add_argument("--crop-out", type=Path, help="write the aligned crop given to the generator (PNG)")
     s.add_argument("--repaired", type=Path, help="write the photo repaired at its own size (PNG)")
     s.add_argument("--spread", type=Path, help="write the per-pixel spread of the solve's starts as a heat map "

@@ -28,23 +28,28 @@ from ilo_core.images import pil_to_tensor
 from ilo_core.operators import Inpainting
 
 FRAME_TOLERANCE = 0.05  # a square whose corners are within this share of the side of the image's is the image
+PLAUSIBLE_SIDES = (0.5, 2.0)  # a square outside these shares of the image's side is a misdetection
 DETECT_SIDE = 256  # px: a smaller image is enlarged about to this side to find its landmarks (the DCGAN's 64 px: 4x)
 
 
 def frame_in_image(image: np.ndarray, frame: FaceFrame, tolerance: float = FRAME_TOLERANCE) -> Alignment | None:
     """The generator's square in an image already at its size (H x H x 3 uint8), found by its
     landmarks as `measure_face_frame` measured `frame` (`small_image_landmarks`: on the image
-    enlarged to about `DETECT_SIDE`, a 64 px one 4x): None where dlib finds no face, or where
-    every corner of the square lies within `tolerance` of the side of the image's own corner."""
+    enlarged to about `DETECT_SIDE`, a 64 px one 4x): None where dlib finds no face, where the
+    square's side is not within `PLAUSIBLE_SIDES` of the image's (a misdetection in a cut face),
+    or where every corner of the square lies within `tolerance` of the side of the image's own
+    corner."""
     points = small_image_landmarks(image, upscale=max(1, round(DETECT_SIDE / image.shape[0])))
     if points is None:
         return None
     quad = framed_quad(quad_from_landmarks(points), frame)
     side = image.shape[0]
     whole = np.array([[0, 0], [0, side], [side, side], [side, 0]], dtype=np.float64)  # TL, BL, BR, TR
-    if np.abs(quad - whole).max() <= tolerance * side:
+    alignment = Alignment(quad, "landmarks", (image.shape[1], image.shape[0]))
+    low, high = PLAUSIBLE_SIDES
+    if not low <= alignment.side / side <= high or np.abs(quad - whole).max() <= tolerance * side:
         return None
-    return Alignment(quad, "landmarks", (image.shape[1], image.shape[0]))
+    return alignment
 
 
 def framed_inpainting(image: np.ndarray, missing: np.ndarray, alignment: Alignment, size: int) -> tuple[Inpainting, Tensor]:

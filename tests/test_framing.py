@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import FACES
 from test_cli import run_cli, write_mask
-from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask
+from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
 from ilo_core.evaluate import Setting, inpainting_mask, method_config
 from ilo_core.facecrop import face_crop
 from ilo_core.framing import answer_in_image, frame_in_image, framed_inpainting
@@ -45,6 +45,11 @@ def test_the_pages_crop_is_already_in_the_frame_and_a_faceless_image_has_none(dc
         crop = np.asarray(aligned_crop(photo, align(photo, "landmarks", dcgan.face_frame), 64))
         assert frame_in_image(crop, dcgan.face_frame) is None
     assert frame_in_image(np.full((64, 64, 3), 128, np.uint8), dcgan.face_frame) is None
+    # a face found, but far smaller than a cut face's: taken for a misdetection, the image stays as cut
+    tiny = np.asarray(Image.fromarray(box_crop("astronaut_face")).resize((20, 20), Image.LANCZOS))
+    canvas = np.full((64, 64, 3), 128, np.uint8)
+    canvas[22:42, 22:42] = tiny
+    assert small_image_landmarks(canvas) is not None and frame_in_image(canvas, dcgan.face_frame) is None
 
 
 def test_the_answer_keeps_the_observed_pixels_and_fills_the_hole_from_the_square():
