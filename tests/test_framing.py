@@ -1,5 +1,6 @@
 """A face someone else cut at the generator's size: its hole is solved in the generator's frame
-and answered in the image's own pixels (`ilo_core.framing`, the CLI's default for such images)."""
+and answered in the image's own pixels (`ilo_core.framing`, the CLI's default for such images);
+and for every photo, no painted pixel reaches the solve (`framed_inpainting`, the page's too)."""
 
 from __future__ import annotations
 
