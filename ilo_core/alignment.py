@@ -157,7 +157,8 @@ def measure_face_frame(images: Sequence[np.ndarray], upscale: int = 4) -> tuple[
     return FaceFrame(round(float(side), 3), round(float(x), 3), round(float(y), 3)), len(found)
 
 
-def _box_quad(box: tuple[int, int, int, int]) -> np.ndarray:
+def box_quad(box: tuple[int, int, int, int]) -> np.ndarray:
+    """The quad [4, 2] (TL, BL, BR, TR) of an upright box (left, top, right, bottom)."""
     left, top, right, bottom = box
     return np.array([[left, top], [left, bottom], [right, bottom], [right, top]], dtype=np.float64)
 
@@ -178,8 +179,8 @@ def align(photo: Image.Image | np.ndarray, how: str = "landmarks", frame: FaceFr
     if how in ("landmarks", "box"):
         box, found = face_box(pil)
         if found == "face detector":
-            return Alignment(_box_quad(box), "box", size)
-    return Alignment(_box_quad(center_box(pil)), "center", size)
+            return Alignment(box_quad(box), "box", size)
+    return Alignment(box_quad(center_box(pil)), "center", size)
 
 
 def aligned_crop(photo: Image.Image | np.ndarray, alignment: Alignment, size: int,

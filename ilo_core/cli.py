@@ -243,8 +243,7 @@ def run_solve(args: argparse.Namespace) -> dict:
         bar = tqdm(total=total, file=sys.stderr, unit="step", desc=args.method)
     try:
         for event in events:
-            if event.image is not None:
-                recorder.add(in_image(event.image), event.round_index, event.split, event.step)
+            recorder.add_progress(event, view=in_image)
             if event.message:
                 print(f"warning: {event.message}", file=sys.stderr)
             if bar is not None:

@@ -9,6 +9,7 @@ was most of the time between Stop and the result on the page.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,11 @@ class FrameRecorder:
             self.frames = self.frames[::2]  # keep the whole progression, thinner
         self.frames.append(label_frame(image[item], f"round {round_index}  layer {split}  step {step}", self.size))
 
-    def add_progress(self, event, item: int = 0) -> None:
+    def add_progress(self, event, item: int = 0, view: Callable[[Tensor], Tensor] | None = None) -> None:
+        """The event's image, if it has one; `view` maps it first ([B, 3, R, R] -> [B, 3, H, W])."""
         if event.image is not None:
-            self.add(event.image, event.round_index, event.split, event.step, item)
+            image = event.image if view is None else view(event.image)
+            self.add(image, event.round_index, event.split, event.step, item)
 
     def save_gif(self, path: str | Path, final: Tensor | None = None, seconds_per_frame: float = 0.12) -> Path:
         """Write the GIF whole or not at all; `final` ([1, 3, H, W]) is held at the end."""

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ilo_core.alignment import (Alignment, aligned_crop, aligned_mask, framed_quad, from_aligned, quad_from_landmarks,
-                                small_image_landmarks)
+from ilo_core.alignment import (Alignment, aligned_crop, aligned_mask, box_quad, framed_quad, from_aligned,
+                                quad_from_landmarks, small_image_landmarks)
 from ilo_core.generators.base import FaceFrame
 from ilo_core.images import pil_to_tensor
 from ilo_core.operators import Inpainting
@@ -44,10 +44,10 @@ def frame_in_image(image: np.ndarray, frame: FaceFrame, tolerance: float = FRAME
         return None
     quad = framed_quad(quad_from_landmarks(points), frame)
     side = image.shape[0]
-    whole = np.array([[0, 0], [0, side], [side, side], [side, 0]], dtype=np.float64)  # TL, BL, BR, TR
     alignment = Alignment(quad, "landmarks", (image.shape[1], image.shape[0]))
     low, high = PLAUSIBLE_SIDES
-    if not low <= alignment.side / side <= high or np.abs(quad - whole).max() <= tolerance * side:
+    as_cut = np.abs(quad - box_quad((0, 0, side, side))).max() <= tolerance * side  # each corner near the image's
+    if as_cut or not low <= alignment.side / side <= high:
         return None
     return alignment
 
