@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from gradio.components.base import server
 import numpy as np
 import pandas as pd
 import torch
@@ -29,10 +30,11 @@ from ilo_core.defaults import (DCGAN_FILL_DETAIL, DCGAN_RADII, LEARNING_RATE, MS
 from ilo_core.generators import SplitGenerator, load_generator
 from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual import get_lpips
+from ilo_core.uploads import BlobStore
 from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
                              crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
-                             read_editor, run_estimate, run_job, step_seconds)
+                             read_editor, run_estimate, run_job, sentence, step_seconds)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
@@ -42,30 +44,58 @@ MODES = ["Simulate: my photo is clean", "My image is already degraded"]
 
 
 class CheckedImageMask(gr.ImageMask):
-    """An ImageMask that reads every uploaded file's header before Gradio decodes it.
+    """An ImageMask whose uploads reach the handler undecoded, each checked by its header.
 
-    A too-large, empty, corrupt or truncated upload reaches the handler as
-    `{"error": message}` instead of being decoded (a 13000 x 13000 px PNG is 0.5 MB on
-    disk and 0.7 GB decoded) or failing with a bare "Error".
+    Gradio's own preprocessing decodes every part and re-saves it under the upload's name
+    (an RGBA photo cannot be written as JPEG), drops EXIF orientation and clips 16-bit images;
+    this one passes the files (paths, or bytes for the blobs the editor pushes) to the engine,
+    which reads them as the CLI does (`open_image`). The blobs are kept in a bounded store
+    (`ilo_core.uploads.BlobStore`: per session, in all, by age), each checked by its header
+    when it arrives. A bad upload reaches the handler as `{"error": sentence}`.
     """
+
+    def __init__(self, *args, blobs: BlobStore | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.blobs = blobs if blobs is not None else BlobStore()
 
     def get_block_name(self) -> str:
         return "imageeditor"  # the frontend component it is drawn with
 
+    @server
+    def accept_blobs(self, data) -> None:
+        fields = data.data if isinstance(data.data, dict) else {}
+        index = fields.get("index")
+        index = int(index) if isinstance(index, (int, str)) and str(index).isdigit() else None
+        self.blobs.put(str(fields.get("session_hash")), str(fields.get("id")), str(fields.get("type")), index,
+                       data.files[0][1] if data.files else b"")
+
     def preprocess(self, payload):
         if payload is None:
             return None
+        if payload.id is not None:
+            item = self.blobs.take(payload.id)
+            if item is None:
+                return editor_error("The photo did not reach the server or waited too long: upload it again.")
+            if item.error is not None:
+                return editor_error(item.error)
+            background, layers = item.background, item.layers
+        else:
+            background = None if payload.background is None else payload.background.path
+            layers = [layer.path for layer in payload.layers or [] if layer is not None]
+        layers = [layer for layer in layers if layer is not None]
         try:
-            if payload.id is None:
-                for item in (payload.background, payload.composite, *(payload.layers or [])):
-                    if item is not None:
-                        image_size(item.path, Path(item.orig_name or item.path).name)
-            return super().preprocess(payload)
+            if background is not None:
+                image_size(background, "the photo")
+            for layer in layers:
+                image_size(layer, "the painted layer")
         except ImageError as err:
-            return {"background": None, "layers": [], "composite": None, "error": str(err)}
-        except (OSError, ValueError, SyntaxError):
-            return {"background": None, "layers": [], "composite": None,
-                    "error": "The upload is truncated or corrupt: save the photo again and upload the new file."}
+            return editor_error(str(err))
+        return {"background": background, "layers": layers, "composite": None}
+
+
+def editor_error(message: str) -> dict:
+    """The editor value that carries a bad upload's sentence to the handler."""
+    return {"background": None, "layers": [], "composite": None, "error": sentence(message)}
 
 
 class RawNumber(gr.Number):
@@ -414,6 +444,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         def on_session_end(request: gr.Request):
             runs.forget(request.session_hash)
             folders.forget(request.session_hash)
+            editor.blobs.forget(request.session_hash)
             with last_lock:
                 last_runs.pop(request.session_hash, None)
 

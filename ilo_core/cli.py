@@ -169,7 +169,8 @@ def run_download(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        path = download(args.name, progress=progress if bar is not None else None)
+        path = download(args.name, progress=progress if bar is not None else None,
+                        on_wait=lambda message: print(message, file=sys.stderr))
     finally:
         if bar is not None:
             bar.close()
@@ -206,8 +207,6 @@ def run_solve(args: argparse.Namespace) -> dict:
         if alignment.method != how and not reframed:
             print(f"warning: no face found for --align {how}; used {alignment.method}", file=sys.stderr)
         crop = aligned_crop(photo_array, alignment, size)
-        if args.crop_out is not None:
-            save_image_atomic(crop, args.crop_out)
         if args.mask is not None:
             painted = read_mask(args.mask, photo_size)
     else:
@@ -256,25 +255,32 @@ def run_solve(args: argparse.Namespace) -> dict:
     best = solver.best[0]
     if best is None:
         raise RuntimeError("the solve produced no finite result: try a smaller learning rate")
+    # every output is made in memory first: a run that fails writes no file
     result = in_image(best.image.to(device))
-    save_image_atomic(result, args.out)
-    if args.gif is not None:
-        recorder.save_gif(args.gif, final=result)
-    if args.save_state is not None:
-        best.save(args.save_state)
+    repaired = None
     if args.repaired is not None:
         region = painted if args.task == "inpaint" else None
         repaired = (tensor_to_uint8(result) if reframed
                     else paste_back(photo_array, tensor_to_uint8(best.image), alignment, region))
-        save_image_atomic(Image.fromarray(repaired), args.repaired)
-    guessing = {}
+    guessing, heatmap = {}, None
     if args.spread is not None:
         spread = solver.spread()  # the solve's own starts, else SPREAD_STARTS more as one batch
         spread = spread[0] if spread is not None else restart_spread(generator, problem, config)[1]
         if reframed:
             spread = torch.from_numpy(from_aligned(spread.cpu().numpy(), alignment)).clamp(min=0)
-        save_image_atomic(Image.fromarray(spread_heatmap(spread)), args.spread)
+        heatmap = Image.fromarray(spread_heatmap(spread))
         guessing.update(spread_summary(spread, scored.operator))
+    save_image_atomic(result, args.out)
+    if args.crop_out is not None:
+        save_image_atomic(crop, args.crop_out)
+    if args.gif is not None:
+        recorder.save_gif(args.gif, final=result)
+    if args.save_state is not None:
+        best.save(args.save_state)
+    if repaired is not None:
+        save_image_atomic(Image.fromarray(repaired), args.repaired)
+    if heatmap is not None:
+        save_image_atomic(heatmap, args.spread)
     if solver.choices:
         print(solver.describe_choice(0), file=sys.stderr)
         guessing["auto"] = solver.choices[0].to_dict()

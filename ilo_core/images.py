@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import stat
+import struct
 import warnings
 from pathlib import Path
 
@@ -26,10 +28,17 @@ def _too_large(name: str, width: int, height: int) -> ImageError:
                       f"{MAX_PIXELS // 1_000_000} megapixels)")
 
 
-def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
-    """(width, height) of an image file (or its bytes) from its header alone: nothing is decoded.
+EXIF_ORIENTATION = 0x0112
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the stored image by 90 degrees
 
-    Raises ImageError when the file is missing, empty, not an image, or over MAX_PIXELS.
+
+def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
+    """(width, height) of an image file (or its bytes) as a person sees it (after its EXIF
+    orientation: a phone photo stored sideways gives its upright size), from its header alone:
+    nothing is decoded.
+
+    Raises ImageError when the file is missing, empty, not an image, not a regular file, or
+    over MAX_PIXELS.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         name, data, fp = name or "the image", bytes(source), io.BytesIO(bytes(source))
@@ -37,8 +46,7 @@ def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int
     else:
         path = Path(source)
         name = name or path.name
-        if not path.is_file():
-            raise ImageError(f"no such image file: {path}")
+        regular_file(path, "image file")
         fp, empty = path, path.stat().st_size == 0
     if empty:
         raise ImageError(f"{name} is empty (0 bytes): upload the photo again")
@@ -47,6 +55,8 @@ def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
             with Image.open(fp) as image:
                 size = image.size
+                if header_orientation(image) in SWAPPING_ORIENTATIONS:
+                    size = (size[1], size[0])
     except Image.DecompressionBombError as err:  # PIL refuses to even open it
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         count = f"{int(pixels.group(1)):,} px" if pixels else "over 178 megapixels"
@@ -60,34 +70,75 @@ def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int
     return size
 
 
-def open_image(source: str | Path | Image.Image | np.ndarray) -> Image.Image:
-    """Open a file (or accept an array / PIL image) as an 8-bit RGB PIL image.
+def header_orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation an opened image's header gives (None if none), read without
+    decoding pixels (`Image.getexif` decodes a whole PNG to look for EXIF after its pixels)."""
+    raw = image.info.get("exif")
+    if not raw:
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(EXIF_ORIENTATION)
+    except (OSError, ValueError, SyntaxError, struct.error, TypeError):
+        return None  # an unreadable EXIF block: the image is used as stored
+
+
+def regular_file(path: Path, what: str) -> None:
+    """ImageError unless `path` is an existing regular file (a FIFO, a device such as /dev/zero
+    or a folder is named as such: it is never read)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageError(f"no such {what}: {path}") from None
+    except OSError as err:
+        raise ImageError(f"cannot read {path}: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{path} is a folder, not an {what}")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{path} is not a regular file (a device, pipe or socket): give an {what}")
+
+
+def open_image(source: str | Path | bytes | Image.Image | np.ndarray, name: str | None = None) -> Image.Image:
+    """Open a file or its bytes (or accept an array / PIL image) as an 8-bit RGB PIL image,
+    upright as a person sees it.
 
     Handles grayscale, palette, RGBA (composited on white), 16-bit and CMYK inputs and
     EXIF orientation. The size is checked from the header before anything is decoded.
     Raises ImageError for missing, unreadable, corrupt, truncated or too-large images.
     """
+    return to_rgb(open_upright(source, name))
+
+
+def open_upright(source: str | Path | bytes | Image.Image | np.ndarray, name: str | None = None) -> Image.Image:
+    """`open_image` without the conversion to RGB: the decoded image in its own mode (an RGBA
+    painted layer keeps its alpha), EXIF orientation applied."""
     if isinstance(source, np.ndarray):
         source = array_to_pil(source)
     if isinstance(source, Image.Image):
         image = source
         if image.width * image.height > MAX_PIXELS:
-            raise _too_large("the image", image.width, image.height)
+            raise _too_large(name or "the image", image.width, image.height)
     else:
-        path = Path(source)
-        image_size(path)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            name, fp = name or "the image", io.BytesIO(bytes(source))
+        else:
+            name, fp = name or Path(source).name, Path(source)
+        image_size(source, name)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(path)
+                image = Image.open(fp)
                 image.load()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise ImageError(f"{path.name} is truncated or corrupt ({type(err).__name__}): "
+            raise ImageError(f"{name} is truncated or corrupt ({type(err).__name__}): "
                              f"save it again and upload the new file") from None
     if image.width < 8 or image.height < 8:
         raise ImageError(f"image is {image.width} × {image.height} px: too small (at least 8 × 8)")
-    image = ImageOps.exif_transpose(image)
-    return to_rgb(image)
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return image  # an unreadable EXIF block: the image as stored
 
 
 def array_to_pil(array: np.ndarray) -> Image.Image:

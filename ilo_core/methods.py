@@ -205,7 +205,7 @@ class Solve:
             split=last.split, state={k: torch.cat([s[k] for s in states]) for k in states[0]},
             variables={k: torch.cat([r.variables[k] for r in found]) for k in found[0].variables},
             image=image, measurement_mse=meas, round_index=last.round_index, step=last.step,
-            generator_kind=gen.kind, resolution=gen.resolution,
+            generator_kind=gen.kind, resolution=gen.resolution, generator_id=gen.identity,
             config={**last.config, "mean_of": self.starts, "method": self.config.method,
                     "mean_rounds": self.config.mean_rounds, "fill_detail": self.config.fill_detail}, detail=detail)
 

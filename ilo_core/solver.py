@@ -383,6 +383,7 @@ class ILOSolver:
                     split=split, state=_item(state, b), variables=_item(variables, b),
                     image=x[b:b + 1].detach().cpu().clone(), measurement_mse=value, round_index=r,
                     step=step, generator_kind=self.generator.kind, resolution=self.generator.resolution,
+                    generator_id=self.generator.identity,
                     config=self.config.to_dict())
 
     def _event(self, restart: int, r: int, split: int, step: int, steps: int, done: int, total: int,

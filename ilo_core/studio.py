@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +27,8 @@ from ilo_core.export import FrameRecorder
 from ilo_core.framing import framed_inpainting
 from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import FaceFrame, SplitGenerator
-from ilo_core.images import ImageError, open_image, pil_to_tensor, read_mask, save_image_atomic, tensor_to_uint8
+from ilo_core.images import (ImageError, image_size, open_image, open_upright, pil_to_tensor, read_mask,
+                             save_image_atomic, tensor_to_uint8)
 from ilo_core.methods import Solve
 from ilo_core.operators import TASKS
 from ilo_core.problems import Problem, evaluate, from_observation, simulate
@@ -81,28 +83,26 @@ class PhotoInput:
 
 def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file: str | Path | None = None,
                 frame: FaceFrame = FaceFrame()) -> PhotoInput:
-    """An ImageMask value (background / layers as file paths or arrays) -> aligned photo and mask.
+    """An ImageMask value (background / layers as file paths, bytes, arrays or PIL images) ->
+    aligned photo and mask.
 
-    The painted layers' alpha channel is the mask, joined by `mask_file` (white = missing;
-    the photo's size or exactly its aspect ratio) when given. The alignment (`align_how`:
+    The photo is read as a person sees it (EXIF orientation, 16-bit, CMYK: `open_image`). The
+    painted layers' alpha channel is the mask, joined by `mask_file` (white = missing; the
+    photo's size or exactly its aspect ratio) when given; a layer is checked by its header
+    against the photo before it is decoded (`read_layer`). The alignment (`align_how`:
     landmarks, box or center, each falling back to the next; landmarks in the generator's
     face `frame`) is applied to photo and mask alike.
     """
     if not value or value.get("background") is None:
         raise InputError("Upload a photo first (or pick one of the examples).")
     try:
-        photo = open_image(value["background"])
+        photo = open_image(value["background"], "the photo")
+        painted = np.zeros((photo.height, photo.width), dtype=bool)
+        for layer in value.get("layers") or []:
+            if layer is not None:
+                painted |= read_layer(layer, photo.size)
     except ImageError as err:
-        raise InputError(str(err)) from None
-    painted = np.zeros((photo.height, photo.width), dtype=bool)
-    for layer in value.get("layers") or []:
-        if layer is None:
-            continue
-        img = Image.open(layer) if isinstance(layer, (str, Path)) else Image.fromarray(np.asarray(layer))
-        a = np.asarray(img.convert("RGBA"))[:, :, 3]
-        if a.shape != painted.shape:
-            a = np.asarray(Image.fromarray(a).resize(photo.size, Image.NEAREST))
-        painted |= a > 0
+        raise InputError(sentence(str(err))) from None
     if mask_file:
         try:
             painted |= read_mask(mask_file, photo.size)  # its header is checked before it is decoded
@@ -114,15 +114,48 @@ def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file
                       alignment.describe(), original, painted, alignment)
 
 
-def crop_preview(path: str | None, size: int, align_how: str = "box",
+MAX_LAYER_SCALE = 4  # a painted layer may have at most this many times the photo's pixels (plus 1 MP)
+
+
+def read_layer(layer: str | Path | bytes | np.ndarray | Image.Image, photo_size: tuple[int, int]) -> np.ndarray:
+    """A painted layer -> [H, W] bool at the photo's (width, height): True where painted (alpha > 0).
+
+    The layer must have the photo's aspect ratio (within 1 %) and at most MAX_LAYER_SCALE times
+    its pixels, checked by the header before anything is decoded; ImageError otherwise."""
+    if isinstance(layer, (str, Path, bytes, bytearray, memoryview)):
+        width, height = image_size(layer, "the painted layer")
+    else:
+        layer = np.asarray(layer)
+        height, width = layer.shape[:2]
+    pw, ph = photo_size
+    if abs(width * ph - height * pw) > 0.01 * max(width * ph, height * pw):
+        raise ImageError(f"the painted layer is {width} × {height} px but the photo is {pw} × {ph} px: "
+                         f"paint on the photo as shown")
+    if width * height > MAX_LAYER_SCALE * pw * ph + 1_000_000:
+        raise ImageError(f"the painted layer is {width} × {height} px, far larger than the {pw} × {ph} px photo")
+    image = open_upright(layer, "the painted layer")
+    alpha = np.asarray(image.getchannel("A") if "A" in image.getbands() else image.convert("RGBA").getchannel("A"))
+    if alpha.shape != (ph, pw):
+        alpha = np.asarray(Image.fromarray(alpha).resize(photo_size, Image.NEAREST))
+    return alpha > 0
+
+
+def sentence(text: str) -> str:
+    """A message as a sentence: capital first letter, final full stop."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def crop_preview(path: str | Path | bytes | None, size: int, align_how: str = "box",
                  frame: FaceFrame = FaceFrame()) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    """(the aligned crop, the photo with the square outlined, a one-line note) for an upload."""
-    if not path:
+    """(the aligned crop, the photo with the square outlined, a one-line note) for an upload
+    (a file path or the file's bytes)."""
+    if path is None or (isinstance(path, str) and not path):
         return None, None, ""
     try:
-        photo = np.asarray(open_image(path))
+        photo = np.asarray(open_image(path, "the photo"))
     except ImageError as err:
-        raise InputError(str(err)) from None
+        raise InputError(sentence(str(err))) from None
     alignment = align(photo, align_how, frame)
     note = alignment.describe() + f", resized to {size} px"
     if alignment.method != align_how:
@@ -483,13 +516,18 @@ def load_saved(path: str | Path, generator: SplitGenerator) -> tuple[np.ndarray,
 
     try:
         saved = Reconstruction.load(path)
-        image = tensor_to_uint8(saved.render(generator))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = tensor_to_uint8(saved.render(generator))  # checked against the generator first
     except (ValueError, OSError, KeyError) as err:
         raise InputError(f"That file cannot be loaded: {str(err).splitlines()[0]}") from None
     except Exception as err:  # safetensors' own errors for a damaged file
         raise InputError(f"That file is not a readable result file ({type(err).__name__}).") from None
-    return image, (f"Loaded a saved result: layer {saved.split} (round {saved.round_index + 1}), "
-                   f"measurement MSE {saved.measurement_mse:.5f}, re-rendered by this generator.")
+    note = (f"Loaded a saved result: layer {saved.split} (round {saved.round_index + 1}), "
+            f"measurement MSE {saved.measurement_mse:.5f}, re-rendered by this generator.")
+    if caught:
+        note += f" Note: {sentence(str(caught[0].message))}"
+    return image, note
 
 
 def _summary(results: dict[str, dict]) -> str:

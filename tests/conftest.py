@@ -1,16 +1,19 @@
-"""Shared fixtures: the embedded generator, the reference StyleGAN-2, example faces."""
+"""Shared fixtures: the embedded generator, the reference StyleGAN-2, example faces.
+
+The golden reference data ships with the repository (`tests/data/reference/`, unpacked by
+`reference_data.reference_dir`), so a fresh clone runs every test CI runs."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from reference_data import reference_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ILO_SHARED", ROOT.parent / "shared"))
-REFERENCE = SHARED / "reference"
+REFERENCE = reference_dir()
 FACES = ROOT / "assets" / "faces"
 
 torch.set_num_threads(2)
@@ -32,17 +35,11 @@ def dcgan_plain():
     return DCGANGenerator.load()
 
 
-def _needs_reference() -> None:
-    if not (REFERENCE / "rosinality_g64.pt").is_file():
-        pytest.skip(f"needs the shared reference data in {REFERENCE} (set ILO_SHARED)")
-
-
 @pytest.fixture(scope="session")
 def stylegan64_plain(tmp_path_factory):
     """rosinality's 64 px StyleGAN-2 as the plain model (per-sample modulated weights)."""
     from ilo_core.generators.loading import load_stylegan2
 
-    _needs_reference()
     return load_stylegan2(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
 
 
@@ -52,7 +49,6 @@ def stylegan64(tmp_path_factory):
     from ilo_core.accelerate import accelerate
     from ilo_core.generators.loading import load_stylegan2
 
-    _needs_reference()
     gen = load_stylegan2(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
     return accelerate(gen, reference=False)
 

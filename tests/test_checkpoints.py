@@ -15,7 +15,6 @@ import torch
 from conftest import REFERENCE
 
 ADA = REFERENCE / "ada_g64.pkl"
-needs_ada = pytest.mark.skipif(not ADA.exists(), reason=f"needs ../shared/reference/ada_g64.pkl ({ADA})")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,6 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
-@needs_ada
 def test_nvlabs_pickle_renders_equal_nvlabs_fp32_renders(ada, ada_reference):
     ref = ada_reference
     with torch.no_grad():
@@ -55,7 +53,6 @@ def test_nvlabs_pickle_renders_equal_nvlabs_fp32_renders(ada, ada_reference):
     assert ada.resolution == ref["resolution"] and ada.n_latent == ref["num_ws"]
 
 
-@needs_ada
 def test_each_synthesis_block_equals_nvlabs_block_output(ada, ada_reference):
     ref = ada_reference
     variables = {"wplus": ref["ws"], **{f"noise_{i}": n for i, n in enumerate(ada.stored_noises(2))}}
@@ -67,7 +64,6 @@ def test_each_synthesis_block_equals_nvlabs_block_output(ada, ada_reference):
             assert max_abs(state["features"][0], ref[f"block{res}.x_fp32"].float()) < 1e-4, res
 
 
-@needs_ada
 def test_the_conv_clamp_is_honoured(ada, ada_reference):
     from ilo_core.generators import StyleGAN2Generator
 
@@ -80,7 +76,6 @@ def test_the_conv_clamp_is_honoured(ada, ada_reference):
     assert ada.config["conv_clamp"] == 256 and ada.config["channels"] == {4: 96, 8: 96, 16: 96, 32: 96, 64: 64}
 
 
-@needs_ada
 def test_a_pickle_with_one_extra_forbidden_global_is_refused_and_nothing_runs(tmp_path):
     from ilo_core.generators import load_generator
 
@@ -97,7 +92,6 @@ def test_a_pickle_with_one_extra_forbidden_global_is_refused_and_nothing_runs(tm
     assert not marker.exists()
 
 
-@needs_ada
 @pytest.mark.parametrize("change, message", [
     (lambda g: g.state.__setitem__("c_dim", 10), "conditional model"),
     (lambda g: g.module("synthesis").state["_modules"].__setitem__(
@@ -127,7 +121,6 @@ def test_the_restricted_unpickler_refuses_every_other_global(tmp_path, value):
         load_records(tmp_path / "x.pkl")
 
 
-@needs_ada
 def test_convert_round_trip_renders_identically_and_records_its_source(ada, tmp_path):
     import hashlib
 
@@ -180,7 +173,6 @@ def test_a_safetensors_file_that_is_not_a_generator_is_a_clear_error(tmp_path):
         load_generator(tmp_path / "other.safetensors")
 
 
-@needs_ada
 def test_a_downloaded_name_loads_from_the_cache_and_is_converted_once(tmp_path, monkeypatch):
     from ilo_core.download import cached_path
     from ilo_core.generators import load_generator

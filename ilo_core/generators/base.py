@@ -18,6 +18,7 @@ not require gradients and no method writes to the module.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -42,6 +43,17 @@ class FaceFrame:
     y: float = 0.5
 
 
+def weights_identity(module: nn.Module) -> str:
+    """16 hex digits of the sha256 of a module's parameters and buffers (names, dtypes,
+    shapes and bytes): the same weights give the same identity in any process."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
 class SplitGenerator(nn.Module, ABC):
     """Base class: a frozen generator that can be cut at any split point."""
 
@@ -56,12 +68,16 @@ class SplitGenerator(nn.Module, ABC):
     nonnegative_state: bool = False
     #: how its faces are framed: the page and CLI cut a photo's face to the same frame
     face_frame: FaceFrame = FaceFrame()
+    #: a hash of the weights it was built with (set by `freeze`, before any speed path):
+    #: saved results record it, and refuse to render with other weights
+    identity: str = ""
 
     def freeze(self) -> "SplitGenerator":
-        """Eval mode, no parameter gradients. Returns self."""
+        """Eval mode, no parameter gradients, `identity` from the weights. Returns self."""
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+        self.identity = weights_identity(self)
         return self
 
     @property

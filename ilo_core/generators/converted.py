@@ -49,7 +49,22 @@ def read_converted(path: str | Path) -> tuple[dict[str, Tensor], Tensor, dict[st
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path.name} is a .safetensors file but not an ILO Studio generator "
                          f"(format {meta.get('format')!r}); convert a checkpoint with `python -m ilo_core convert`")
+    missing = [k for k in ("gaussian_fit.mean", "gaussian_fit.std", "latent_avg") if k not in _keys(path)]
+    if missing or "config" not in meta:
+        raise ValueError(f"{path.name} is an incomplete ILO Studio generator file (no {', '.join(missing or ['config'])}): "
+                         f"convert the checkpoint again")
+    try:
+        config = json.loads(meta["config"])
+    except ValueError:
+        raise ValueError(f"{path.name} has an unreadable config (not JSON): convert the checkpoint again") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path.name} has a config that is a {type(config).__name__}, not a mapping")
     tensors = load_file(str(path))
     fit = {"mean": tensors.pop("gaussian_fit.mean"), "std": tensors.pop("gaussian_fit.std")}
     latent_avg = tensors.pop("latent_avg")
-    return tensors, latent_avg, fit, json.loads(meta["config"])
+    return tensors, latent_avg, fit, config
+
+
+def _keys(path: Path) -> set[str]:
+    with safe_open(str(path), framework="pt") as f:
+        return set(f.keys())

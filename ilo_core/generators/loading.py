@@ -39,7 +39,7 @@ from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.generators.dcgan import DCGANGenerator
 from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
-from ilo_core.generators.stylegan2 import StyleGAN2Generator, infer_config
+from ilo_core.generators.stylegan2 import StyleGAN2Generator, check_against_tensors, check_config, infer_config
 
 SAFE_EXTRA_GLOBALS = (argparse.Namespace,)
 ZIP_MAGIC, SAFETENSORS_OPEN = b"PK\x03\x04", b"{"
@@ -50,9 +50,32 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be used; the message says why in one line."""
 
 
+def check_zip_records(path: Path) -> None:
+    """CheckpointError unless every record of a zip-format torch file is stored as torch.save
+    stores it (uncompressed) and within the file's size: a small file cannot inflate."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({_first_line(err)})") from None
+    size = path.stat().st_size
+    for record in records:
+        if record.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"{path.name} has a compressed record ({record.filename}); torch.save stores "
+                                  f"records uncompressed: refused, nothing was inflated")
+        if record.file_size > size:
+            raise CheckpointError(f"{path.name} has a record ({record.filename}) of {record.file_size} bytes, "
+                                  f"more than the whole file's {size}: refused")
+
+
 def read_torch_checkpoint(path: str | Path) -> object:
     """torch.load with weights_only=True (plus argparse.Namespace) on CPU; CheckpointError if refused."""
     path = Path(path)
+    if checkpoint_format(path) == "torch":
+        with open(path, "rb") as f:
+            zipped = f.read(4) == ZIP_MAGIC
+        if zipped:
+            check_zip_records(path)
     try:
         with torch.serialization.safe_globals(list(SAFE_EXTRA_GLOBALS)), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's note on pickle protocols
@@ -63,7 +86,8 @@ def read_torch_checkpoint(path: str | Path) -> object:
             raise CheckpointError(f"{path.name} asks to load {wanted.group(1)}, which a checkpoint may not do: "
                                   f"refused, and nothing in it was run") from None
         raise CheckpointError(f"{path.name} is not a PyTorch checkpoint ({_first_line(err)})") from None
-    except (RuntimeError, KeyError, EOFError, ValueError, zipfile.BadZipFile, AttributeError, TypeError) as err:
+    except (RuntimeError, KeyError, EOFError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
+            MemoryError, OverflowError) as err:
         raise CheckpointError(f"{path.name} is not a PyTorch checkpoint ({_first_line(err)})") from None
 
 
@@ -105,7 +129,8 @@ def read_generator_file(path: Path) -> tuple[str, dict[str, torch.Tensor], torch
         except UnsafePickleError as err:
             raise CheckpointError(f"{path.name} asks to load {err}, which a checkpoint may not do: "
                                   f"refused, and nothing in it was run") from None
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                MemoryError, OverflowError, RecursionError) as err:
             raise CheckpointError(f"{path.name} is not a readable pickle ({_first_line(err)})") from None
         if records != TORCH_LEGACY_MAGIC:
             try:
@@ -150,13 +175,35 @@ def gaussian_fit(generator: StyleGAN2Generator, samples: int = 10_000,
     return fit
 
 
+def check_tensors(state_dict: dict[str, object]) -> None:
+    """ValueError unless every entry is a finite floating-point tensor whose data holds all its
+    elements (a stride-0 view of a few bytes would be materialised to its full size)."""
+    for key, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"its {key} is a {type(tensor).__name__}, not a tensor")
+        if not tensor.is_floating_point():
+            raise ValueError(f"its {key} holds {tensor.dtype} values; generator weights are floating point")
+        if tensor.numel() and (0 in tensor.stride() and tensor.numel() > 1
+                               or tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size()):
+            raise ValueError(f"its {key} claims {tensor.numel()} values but its data holds fewer (a repeated view)")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"its {key} has NaN or infinite values")
+
+
 def build_stylegan2(state_dict: dict[str, Tensor], latent_avg: Tensor | None = None, *,
                     fit: dict[str, Tensor] | None = None, fit_samples: int = 10_000,
                     cache_dir: str | Path | None = None, **config) -> StyleGAN2Generator:
     """A frozen plain StyleGAN2Generator on CPU from a rosinality `g_ema` state dict (strict):
     size, channels and n_mlp are read from it, `config` adds what it cannot tell (e.g.
     conv_clamp); `fit` ({"mean", "std"}) skips fitting the Gaussianization."""
-    gen = StyleGAN2Generator(**{**infer_config(state_dict), **config})
+    if {"size", "style_dim", "n_mlp"} <= config.keys():
+        check_config(config)  # a file's own description, before its tensors are read
+    config = check_config({**infer_config(state_dict), **config})
+    check_tensors(state_dict if latent_avg is None else {**state_dict, "latent_avg": latent_avg})
+    if latent_avg is not None and latent_avg.numel() != config["style_dim"]:
+        raise ValueError(f"its latent_avg has {latent_avg.numel()} values, not {config['style_dim']}")
+    check_against_tensors(config, state_dict)  # before anything is built
+    gen = StyleGAN2Generator(**config)
     missing, unexpected = gen.load_state_dict(state_dict, strict=False)
     if missing or unexpected:
         raise ValueError(f"not a rosinality StyleGAN-2 state dict: missing {missing[:5]}, "
@@ -174,12 +221,15 @@ def _load_with_source(path: Path, **kwargs) -> tuple[StyleGAN2Generator, str]:
     """(plain generator, source format name) of any supported StyleGAN-2 file."""
     if checkpoint_format(path) == "safetensors":
         state, latent_avg, fit, config = converted.read_converted(path)
-        return build_stylegan2(state, latent_avg, fit=fit, **config, **kwargs), "ilo-studio"
-    source, state, latent_avg, config = read_generator_file(path)
+        source, name = "ilo-studio", "converted"
+    else:
+        source, state, latent_avg, config = read_generator_file(path)
+        fit, name = None, "rosinality" if source == "rosinality" else "NVlabs"
     try:
-        return build_stylegan2(state, latent_avg, **config, **kwargs), source
+        if not isinstance(config, dict):
+            raise ValueError(f"its config is a {type(config).__name__}, not a mapping")
+        return build_stylegan2(state, latent_avg, fit=fit, **config, **kwargs), source
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
-        name = "rosinality" if source == "rosinality" else "NVlabs"
         raise CheckpointError(f"{path.name} is not a usable {name} StyleGAN-2 checkpoint: {_first_line(err)}") from None
 
 

@@ -14,6 +14,9 @@ builds data:
 - `numpy` dtypes and scalars (never of object dtype).
 
 Any other global is refused with `UnsafePickleError` before anything it names is touched.
+Before unpickling, the file's opcodes are walked (`pickle_problem`, which builds nothing):
+a record that claims more bytes than the file holds, or a cut file, is refused without
+allocating what it claims. A BUILD on a record (which would overwrite its methods) is refused.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -40,6 +44,9 @@ class PersistentRecord:
     class_name: str
     state: dict = field(default_factory=dict)
     version: int | None = None
+
+    def __setstate__(self, state: object) -> None:
+        raise UnsafePickleError("a BUILD instruction on a persistent record")
 
     def module(self, name: str) -> "PersistentRecord | None":
         """A submodule of this torch.nn.Module record by attribute name, or None."""
@@ -58,6 +65,10 @@ class PersistentRecord:
 
 class PlainDict(dict):
     """Stands in for `dnnlib.util.EasyDict` (a dict with attribute access): data only."""
+
+    def __setstate__(self, state: object) -> None:
+        if state:  # an EasyDict's items come as dict items; attributes would shadow its methods
+            raise UnsafePickleError("a BUILD instruction that sets attributes on a dict")
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -115,7 +126,31 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("a persistent id (not an NVlabs network pickle)")
 
 
+def pickle_problem(f: BinaryIO) -> str | None:
+    """Why the pickle in `f` (read from its current position) is not whole (None when it is):
+    its opcodes are walked to STOP, which must be the last byte; a record longer than what is
+    left, a cut file or a bad opcode is named. Nothing is built, nothing is allocated beyond
+    the bytes actually present."""
+    try:
+        for opcode, _, _ in pickletools.genops(f):
+            if opcode.name == "STOP":
+                break
+        else:
+            return "the pickle has no end mark"
+    except Exception as err:  # noqa: BLE001 (untrusted bytes: whatever genops trips on, the file is damaged)
+        text = str(err).strip()
+        return f"the pickle is cut short or damaged ({text.splitlines()[0][:80] if text else type(err).__name__})"
+    if f.read(1):
+        return "bytes follow the pickle's end mark"
+    return None
+
+
 def load_records(path: str | Path) -> Any:
-    """Unpickle `path` with only the allowed globals (see the module notes); raises UnsafePickleError."""
+    """Unpickle `path` with only the allowed globals (see the module notes); raises
+    UnsafePickleError for a forbidden global and pickle.UnpicklingError for a damaged file."""
     with open(path, "rb") as f:
+        problem = pickle_problem(f)
+        if problem is not None:
+            raise pickle.UnpicklingError(problem)
+        f.seek(0)
         return _RestrictedUnpickler(f).load()

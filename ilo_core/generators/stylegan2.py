@@ -361,3 +361,62 @@ def infer_config(state_dict: dict[str, Tensor]) -> dict:
     if channels != table:
         config["channels"] = channels
     return config
+
+
+# What a StyleGAN-2 checkpoint may describe: the published ones are 256-1024 px with 8 mapping
+# layers, 512-d styles and at most 512 x 2 channels. A file outside these is refused before
+# any module is built (a few KB of key names could otherwise describe gigabytes).
+LIMITS = {"size": 2048, "n_mlp": 16, "style_dim": 1024, "channels": 2048}
+
+
+def check_config(config: object) -> dict:
+    """`config` (from a file's key names or metadata) as a StyleGAN-2 config within LIMITS;
+    ValueError naming the limit otherwise. Checks types too: a config from a file is data."""
+    if not isinstance(config, dict):
+        raise ValueError(f"its config is a {type(config).__name__}, not a mapping")
+    for key in ("size", "style_dim", "n_mlp"):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"its config's {key} is {value!r}, not a whole number")
+    size, n_mlp, style_dim = config["size"], config["n_mlp"], config["style_dim"]
+    if not 8 <= size <= LIMITS["size"] or size & (size - 1):
+        raise ValueError(f"it describes a {size} px generator; the limit is a power of two from 8 to {LIMITS['size']} px")
+    if not 1 <= n_mlp <= LIMITS["n_mlp"]:
+        raise ValueError(f"it describes {n_mlp} mapping layers; the limit is 1 to {LIMITS['n_mlp']}")
+    if not 1 <= style_dim <= LIMITS["style_dim"]:
+        raise ValueError(f"it describes {style_dim}-dimensional styles; the limit is {LIMITS['style_dim']}")
+    multiplier = config.get("channel_multiplier", 2)
+    if not isinstance(multiplier, int) or not 1 <= multiplier <= LIMITS["channels"] // 512:
+        raise ValueError(f"its channel multiplier {multiplier!r} is not 1 to {LIMITS['channels'] // 512}")
+    channels = config.get("channels")
+    if channels is not None:
+        if not isinstance(channels, dict):
+            raise ValueError(f"its config's channels is a {type(channels).__name__}, not a mapping")
+        for r, c in channels.items():
+            if not str(r).isdigit() or not isinstance(c, int) or not 1 <= c <= LIMITS["channels"]:
+                raise ValueError(f"it describes {c!r} channels at {r!r} px; the limit is {LIMITS['channels']}")
+        needed = {2 ** k for k in range(2, int(math.log2(size)) + 1)}
+        if {int(r) for r in channels} != needed:
+            raise ValueError(f"its channels name resolutions {sorted(int(r) for r in channels)[:6]}, "
+                             f"not 4 to {size} px")
+    for key in ("lr_mlp", "conv_clamp"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or value <= 0):
+            raise ValueError(f"its config's {key} is {value!r}, not a positive number")
+    return config
+
+
+def check_against_tensors(config: dict, state_dict: dict[str, Tensor]) -> None:
+    """ValueError unless `state_dict` has exactly the tensors (names and shapes) of the
+    generator `config` describes: the generator is laid out on the meta device (no memory)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in StyleGAN2Generator(**config).state_dict().items()}
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise ValueError(f"its tensors are not those of the generator its keys describe: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+    for key, shape in expected.items():
+        if tuple(state_dict[key].shape) != shape:
+            raise ValueError(f"its {key} is {tuple(state_dict[key].shape)}, not {shape}")
