@@ -11,6 +11,8 @@ import hashlib
 import inspect
 import logging
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -54,9 +56,7 @@ class CheckedImageMask(gr.ImageMask):
     when it arrives. A bad upload reaches the handler as `{"error": sentence}`.
     """
 
-    def __init__(self, *args, blobs: BlobStore | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.blobs = blobs if blobs is not None else BlobStore()
+    blobs: BlobStore  # set by build_demo (not an argument: Gradio sends a component's arguments to the browser)
 
     def get_block_name(self) -> str:
         return "imageeditor"  # the frontend component it is drawn with
@@ -150,6 +150,12 @@ def waiting_runs(demo: gr.Blocks, session: str) -> int:
                if e.session_hash == session and getattr(e.fn, "api_name", None) in ("run", "retune"))
 
 
+def method_label(choice: str) -> str:
+    """A method's label in results and download names: 'CSGM-MSE (PULSE-style)' -> 'CSGM-MSE',
+    'ILO, auto radii' as it is."""
+    return choice.split(" (")[0]
+
+
 def user_error(message: str) -> None:
     """A person's input error: a toast where they look, and one line in the server log."""
     LOG.warning("input error: %s", message)
@@ -192,6 +198,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                                           image_mode="RGBA", format="png", sources=["upload", "clipboard"],
                                           layers=False, transforms=(), height=420,
                                           brush=gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"))
+                editor.blobs = BlobStore()
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
@@ -303,12 +310,17 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             return {"background": path, "layers": [], "composite": path}, image, square, note
 
         def on_stop(request: gr.Request):
+            """A toast, not the status line: the stopped run writes its own last status (its
+            table, or that it never started), which a late "Stopping…" must not overwrite."""
             session = request.session_hash
-            count = runs.stop(session) + waiting_runs(demo, session)
-            if count == 0:
+            running, queued = runs.stop(session), waiting_runs(demo, session)
+            if running + queued == 0:
                 gr.Info("Nothing is running: there is nothing to stop.")
-                return gr.update()
-            return "Stopping… the best result so far will be kept."
+            elif running:
+                gr.Info("Stopping… the best result so far will be kept.")
+            else:
+                gr.Info("Stopped: the queued run will not start.")
+            return gr.update()
 
         names = ["editor", "task", "mode", "observed_pct", "sr_factor", "noise_sigma", "measurements_pct", "method",
                  "alignment",
@@ -359,7 +371,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         configs = {"ILO": build_config(generator, t, "ilo", **common),
                                    "CSGM-MSE": build_config(generator, t, "csgm-mse", **common)}
                     else:
-                        configs = {v["method"].split(" ")[0]: build_config(generator, t, m, **common)}
+                        configs = {method_label(v["method"]): build_config(generator, t, m, **common)}
                 except InputError as err:
                     user_error(str(err))
                     yield {status: f"**Could not run:** {err}"}  # the earlier results stay on screen
@@ -391,7 +403,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                        files: None, preview: None, result_img: None, clean_img: None, before_after: None,
                        progression: None, spread_img: None,
                        compare_img: gr.update(value=None, visible=m == "compare")}
-                for update in run_job(generator, problem, configs, flag, folders.new(session), photo=inputs,
+                # a clean photo degraded to simulate a task is no photo to repair: no photo-size result then
+                pasted = inputs if t == "inpaint" or v["mode"] == MODES[1] else None
+                for update in run_job(generator, problem, configs, flag, folders.new(session), photo=pasted,
                                       rerun=rerun):
                     out = {status: (note if update.final is None else "") + update.status,
                            curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
@@ -402,7 +416,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         first = next(iter(results.values()))
                         out.update({observation_img: shown(update.final["observation"]),
                                     result_img: shown(first["image"]), clean_img: shown(update.final["clean"]),
-                                    before_after: (inputs.original, first["repaired"]),
+                                    before_after: None if first["repaired"] is None else (inputs.original,
+                                                                                           first["repaired"]),
                                     progression: next(f for f in first["files"] if f.endswith(".gif")),
                                     files: [f for r in results.values() for f in r["files"]]})
                         if "CSGM-MSE" in results and len(results) > 1:
@@ -506,8 +521,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("error: --solve-slots must be at least 1")
     try:
         generator = load_generator(args.generator, args.device)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}")
+    except (ValueError, OSError, RuntimeError) as err:
+        raise SystemExit(f"error: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}")
+    # a SIGTERM ends the process as Ctrl-C does, so that the examples' temp folder is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     build_demo(generator, args.solve_slots).launch(server_name=args.server_name, server_port=args.port,
                                                    share=args.share, max_file_size="25mb", css=PAGE_CSS)
 

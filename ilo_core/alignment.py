@@ -82,6 +82,9 @@ def _dlib_models():
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(path)
 
 
+MIN_FACE_PX = 16  # the smallest side, after the detector's downscale, that can hold a face
+
+
 def five_landmarks(photo: np.ndarray) -> np.ndarray | None:
     """[5, 2] dlib 5-point landmarks of the largest face (eye corners x4, nose base), or None."""
     models = _dlib_models()
@@ -89,6 +92,8 @@ def five_landmarks(photo: np.ndarray) -> np.ndarray | None:
         return None
     detector, predictor = models
     scale = min(1.0, 1024 / max(photo.shape[:2]))  # detect on at most 1024 px
+    if min(photo.shape[:2]) * scale < MIN_FACE_PX:  # a sliver (20000 x 8 px) holds no face to find
+        return None
     small = photo if scale == 1.0 else cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     faces = detector(np.ascontiguousarray(small), 1)
     if len(faces) == 0:

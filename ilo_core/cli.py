@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    folder = args.target.resolve().parent
+    if not folder.is_dir():  # said before the seconds of loading, not after
+        raise ValueError(f"output folder does not exist: {args.target.parent}")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write {args.target}: permission denied")
     meta = convert_checkpoint(args.source, args.target)
     config = json.loads(meta["config"])
     print(f"{args.source.name} ({meta['source_format']}, {config['size']} px) -> {args.target}")
@@ -304,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_download(args)
         report = run_solve(args)
     except (ValueError, ImageError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        text = str(err).strip()
+        print(f"error: {text.splitlines()[0] if text else type(err).__name__}", file=sys.stderr)  # one line
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

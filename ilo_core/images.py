@@ -94,9 +94,9 @@ def regular_file(path: Path, what: str) -> None:
     except OSError as err:
         raise ImageError(f"cannot read {path}: {err.strerror or err}") from None
     if stat.S_ISDIR(mode):
-        raise ImageError(f"{path} is a folder, not an {what}")
+        raise ImageError(f"{path} is a folder, not a file")
     if not stat.S_ISREG(mode):
-        raise ImageError(f"{path} is not a regular file (a device, pipe or socket): give an {what}")
+        raise ImageError(f"{path} is not a regular file but a device, pipe or socket: it was not read")
 
 
 def open_image(source: str | Path | bytes | Image.Image | np.ndarray, name: str | None = None) -> Image.Image:

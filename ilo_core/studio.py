@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import shutil
 import tempfile
 import threading
@@ -374,6 +375,11 @@ def repair(photo: PhotoInput, result: np.ndarray, task: str) -> np.ndarray:
     return paste_back(photo.original, result, photo.alignment, photo.painted if task == "inpaint" else None)
 
 
+def file_stem(label: str) -> str:
+    """A method's label as the start of a download's name: 'ILO, auto radii' -> 'ilo-auto-radii'."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "result"
+
+
 def first_changed_round(old: SolverConfig, new: SolverConfig) -> int | None:
     """The first round that `new` runs differently from `old` when only per-round settings
     changed (None when nothing changed); -1 when a setting of every round changed."""
@@ -439,7 +445,7 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
             if stop.is_set():
                 break
             raise InputError("The run produced no finite result; try a smaller learning rate.")
-        stem = label.lower().replace(" ", "-").replace("+", "")
+        stem = file_stem(label)
         png, gif, state = out_dir / f"{stem}_result.png", out_dir / f"{stem}_progress.gif", out_dir / f"{stem}_state.safetensors"
         save_image_atomic(best.image, png)
         recorder.save_gif(gif, final=best.image)

@@ -37,7 +37,9 @@ def upload_into_editor(page, path: Path, tries: int = 4) -> None:
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
+def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan, tmp_path):
+    """The photo is a JPEG, as most people's are (the page once refused every JPEG)."""
+    from PIL import Image
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -56,7 +58,9 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan):
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.wait_for_selector("text=ILO Studio", timeout=60_000)
-            upload_into_editor(page, FACES / "astronaut_face.png")
+            photo = tmp_path / "astronaut_face.jpg"
+            Image.open(FACES / "astronaut_face.png").convert("RGB").save(photo, "JPEG", quality=92)
+            upload_into_editor(page, photo)
             canvas = page.locator("canvas").first
             canvas.wait_for(timeout=30_000)
             page.wait_for_timeout(1000)

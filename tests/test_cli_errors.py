@@ -137,3 +137,82 @@ def test_fractions_take_one_unit_only(tmp_path, flag, value):
 def test_a_bad_choice_is_one_line_not_a_usage_block(tmp_path):
     out = run_cli("--image", FACE, "--task", "deblur", "--out", str(tmp_path / "o.png"))
     assert_one_error_line(out, "invalid choice")
+
+
+# --- reliability round two: phone photos, special files, one line ------------------------------
+
+
+def sideways_phone_photo(tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 (200 x 260 px as seen), and the photo as seen."""
+    from PIL import Image
+
+    face = Image.open(FACE).convert("RGB").resize((200, 200))
+    seen = Image.new("RGB", (200, 260), (90, 120, 150))
+    seen.paste(face, (0, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    seen.transpose(Image.Transpose.ROTATE_90).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path, seen
+
+
+def test_a_sideways_phone_photo_is_inpainted_with_a_mask_drawn_on_it_as_seen(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    photo, seen = sideways_phone_photo(tmp_path)
+    mask = np.zeros((260, 200), dtype=np.uint8)
+    mask[110:150, 60:140] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    result = run_cli("--image", str(photo), "--mask", str(tmp_path / "mask.png"), "--task", "inpaint",
+                     "--align", "center", "--steps", "2,2", "--out", str(tmp_path / "out.png"),
+                     "--repaired", str(tmp_path / "repaired.png"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    repaired = np.asarray(Image.open(tmp_path / "repaired.png").convert("RGB"), dtype=float)
+    shown = np.asarray(Image.open(photo).transpose(Image.Transpose.ROTATE_270).convert("RGB"), dtype=float)
+    assert repaired.shape == (260, 200, 3)
+    rows, cols = np.nonzero(np.abs(repaired - shown).max(axis=2) > 0)
+    assert rows.min() >= 110 - 16 and rows.max() < 150 + 16 and cols.min() >= 60 - 16 and cols.max() < 140 + 16
+
+
+def test_a_mask_of_the_stored_sideways_size_is_one_line_and_no_output_is_written(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    photo, _ = sideways_phone_photo(tmp_path)
+    Image.fromarray(np.full((200, 262), 255, dtype=np.uint8)).save(tmp_path / "stored.png")
+    outputs = [tmp_path / n for n in ("out.png", "crop.png", "repaired.png")]
+    result = run_cli("--image", str(photo), "--mask", str(tmp_path / "stored.png"), "--task", "inpaint",
+                     "--steps", "2", "--out", str(outputs[0]), "--crop-out", str(outputs[1]),
+                     "--repaired", str(outputs[2]), "--quiet")
+    assert_one_error_line(result, "the photo is 200 × 260 px")
+    assert not any(p.exists() for p in outputs)
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_device_or_fifo_given_as_a_file_is_named_as_such_and_never_read(tmp_path, special):
+    import os
+
+    path = tmp_path / "special"
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    for args in (["--image", str(path), "--task", "denoise", "--out", str(tmp_path / "o.png")],
+                 ["--image", FACE, "--task", "denoise", "--generator", str(path), "--out", str(tmp_path / "o.png")]):
+        assert_one_error_line(run_cli(*args, timeout=120), "not a regular file")
+
+
+def test_convert_to_a_missing_folder_is_said_before_loading(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ilo_core", "convert", FACE, str(tmp_path / "missing" / "g.safetensors")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert_one_error_line(result, "output folder does not exist")
+
+
+def test_a_sliver_photo_falls_back_to_the_centre_instead_of_crashing():
+    import numpy as np
+
+    from ilo_core.alignment import align
+
+    for shape in ((8, 20000, 3), (20000, 8, 3)):
+        assert align(np.full(shape, 128, np.uint8), "landmarks").method == "center"

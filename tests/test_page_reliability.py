@@ -191,7 +191,7 @@ def test_stop_reaches_the_running_and_the_queued_run_and_the_queued_one_never_st
     queued = client.submit(**run_args(value, steps=300), api_name="/run")
     time.sleep(0.5)
     stopped_at = time.monotonic()
-    assert "Stopping" in client.predict(api_name="/stop")
+    assert client.predict(api_name="/stop") == UPDATE  # a toast says so; the status line is the run's
     first, second = running.result(timeout=300), queued.result(timeout=300)
     # the 1200-step run takes a minute or more; how soon Stop lands is the storm test's measure
     assert time.monotonic() - stopped_at < 30
@@ -495,3 +495,31 @@ def test_pushed_blobs_are_bounded_per_session_and_checked_by_their_header(page, 
     item = component.blobs.take("bomb")
     assert item is not None and "too large (13000 × 13000 px" in item.error
     component.blobs.forget("storm-session")
+
+
+def test_after_stop_the_status_is_the_runs_own_table_not_a_stopping_line(page, tmp_path):
+    client = client_of(page, download_files=False)
+    job = client.submit(**run_args(editor(tmp_path=tmp_path), steps=300), api_name="/run")
+    wait_until_running(job)
+    client.predict(api_name="/stop")
+    job.result(timeout=300)
+    time.sleep(0.5)  # any late output of the Stop would have arrived
+    assert "| method |" in job.outputs()[-1][1] and "Stopping" not in job.outputs()[-1][1]
+
+
+def test_the_auto_radii_method_is_labelled_whole_and_names_its_downloads(page, tmp_path):
+    out = client_of(page).predict(**run_args(editor(tmp_path=tmp_path), steps=2, method="ILO, auto radii"),
+                                  api_name="/run")
+    names = [Path(f).name for f in out[7]]
+    assert "| ILO, auto radii |" in out[1] and "ILO, |" not in out[1]
+    assert all(n.startswith("ilo-auto-radii_") for n in names), names
+
+
+def test_a_simulated_degradation_offers_no_repaired_photo(page, tmp_path):
+    out = client_of(page).predict(**run_args(editor(painted=False, tmp_path=tmp_path), task="Super-resolution"),
+                                  api_name="/run")
+    names = [Path(f).name for f in out[7]]
+    assert not any("repaired_photo" in n for n in names) and out[8] is None
+    degraded = client_of(page).predict(**run_args(editor(painted=False, tmp_path=tmp_path), task="Denoising",
+                                                  mode="My image is already degraded"), api_name="/run")
+    assert any("repaired_photo" in Path(f).name for f in degraded[7])

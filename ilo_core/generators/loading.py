@@ -37,6 +37,7 @@ from ilo_core.atomic import write_bytes
 from ilo_core.download import KNOWN, cache_root, cached_path, sha256_of
 from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
+from ilo_core.images import ImageError, regular_file
 from ilo_core.generators.dcgan import DCGANGenerator
 from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
 from ilo_core.generators.stylegan2 import StyleGAN2Generator, check_against_tensors, check_config, infer_config
@@ -244,8 +245,10 @@ def convert_checkpoint(source: str | Path, target: str | Path) -> dict[str, str]
     source, target = Path(source), Path(target)
     if target.suffix.lower() != ".safetensors":
         raise ValueError(f"{target.name}: the converted file's name must end in .safetensors")
-    if not source.is_file():
-        raise ValueError(f"checkpoint not found: {source}")
+    try:
+        regular_file(source, "checkpoint file")
+    except ImageError as err:
+        raise ValueError(str(err)) from None
     generator, fmt = _load_with_source(source)
     converted.save_converted(generator, target, {"format": fmt, "name": source.name, "sha256": sha256_of(source)})
     return converted.metadata(target)
@@ -284,7 +287,9 @@ def load_generator(spec: str | Path = "default", device: str | torch.device = "c
         generator = load_named(str(spec))
     else:
         path = Path(spec)
-        if not path.is_file():
-            raise ValueError(f"generator checkpoint not found: {path} (or a name: {', '.join(KNOWN)})")
+        try:
+            regular_file(path, "checkpoint file")
+        except ImageError as err:
+            raise ValueError(f"generator {err} (or a name: {', '.join(KNOWN)})") from None
         generator = load_stylegan2(path)
     return accelerate(generator, reference=reference).to(device)
