@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import inspect
 import logging
+import math
 import os
 import signal
 import sys
@@ -34,8 +35,8 @@ from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to
 from ilo_core.perceptual import get_lpips
 from ilo_core.uploads import BlobStore
 from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
-from ilo_core.studio import (LOG, METHOD_LABELS, TASK_LABELS, InputError, OutputFolders, SessionRuns, build_config,
-                             crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
+from ilo_core.studio import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, DisplayCopies, InputError, OutputFolders,
+                             SessionRuns, build_config, crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
                              read_editor, run_estimate, run_job, sentence, step_seconds)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -156,6 +157,17 @@ def method_label(choice: str) -> str:
     return choice.split(" (")[0]
 
 
+def face_index(value: object) -> int:
+    """The face control's value -> which face (0 = the largest); InputError for anything but 0-99."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = -1.0
+    if not (math.isfinite(number) and number == int(number) and 0 <= number <= 99):
+        raise InputError(f"Which face must be a whole number from 0 to 99, got {value!r}.")
+    return int(number)
+
+
 def user_error(message: str) -> None:
     """A person's input error: a toast where they look, and one line in the server log."""
     LOG.warning("input error: %s", message)
@@ -190,10 +202,15 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
 
     with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
         demo.examples_dir = examples_dir  # lives as long as the page
+        copies = DisplayCopies(Path(examples_dir.name) / "display")
         gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML 2021). "
                     f"Generator: `{generator.kind}` {size}x{size} on `{generator.device}`.")
         with gr.Row():
             with gr.Column(scale=1):
+                task = gr.Radio(list(TASK_LABELS), value=list(TASK_LABELS)[0], label="Task")
+                mode = gr.Radio(MODES, value=MODES[0], label="Mode",
+                                info="simulate: your clean photo is degraded here and restored (a demo); "
+                                     "already degraded: your photo is the observation, and is repaired")
                 editor = CheckedImageMask(label="Photo: paint the region to reconstruct", type="filepath",
                                           image_mode="RGBA", format="png", sources=["upload", "clipboard"],
                                           layers=False, transforms=(), height=420,
@@ -203,14 +220,17 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     run_btn = gr.Button("Run", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
                 estimate = gr.Markdown(estimate_text(list(TASK_LABELS)[0], "ILO", *default_steps(generator)))
-                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing (the spread of "
-                                                             f"{SPREAD_STARTS} starts: "
-                                                             "free where the result is their mean, else 2-3x the time)")
+                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing: the spread of its starts "
+                                                             "(free where the result is already their mean, as for "
+                                                             f"painted holes; else {SPREAD_STARTS} more starts, 2-3x "
+                                                             "the time)")
                 mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
                                     file_types=["image"], type="filepath", height=90)
                 alignment = gr.Radio(ALIGNMENTS, value="landmarks",
                                      label="Face alignment (landmarks: your face framed as the generator's faces "
                                            "are; falls back to box, then centre)")
+                face = gr.Number(value=0, precision=0, minimum=0, maximum=99, label="Which face (several in the photo)",
+                                 info="0 is the largest, 1 the next, ...; a painted hole picks the face under it")
                 with gr.Row():
                     crop = gr.Image(label=f"What the generator sees ({size} px)", interactive=False, height=150,
                                     width=150, elem_id="crop-image")
@@ -219,12 +239,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False, visible=False)
                 gr.Examples(examples=[[p] for p in example_paths(generator, Path(examples_dir.name))],
                             inputs=[example_pick], label="Examples")
-                task = gr.Radio(list(TASK_LABELS), value=list(TASK_LABELS)[0], label="Task")
-                mode = gr.Radio(MODES, value=MODES[0], label="Mode")
                 with gr.Row():
                     observed = gr.Slider(1, 100, value=10, step=1, label="Observed pixels (%)", visible=False)
                     factor = gr.Dropdown(factors, value=4 if 4 in factors else factors[0], label="SR factor", visible=False)
-                    sigma = gr.Slider(1, 100, value=25, step=1, label="Noise sigma (0-255)", visible=False)
+                    sigma = gr.Slider(1, 100, value=25, step=1, label="Noise sigma", visible=False,
+                                      info="the noise's standard deviation in pixel units (0-255): 25 is heavy grain")
                     measurements = gr.Slider(1, 100, value=10, step=1, label="Measurements (%)", visible=False)
                 method = gr.Dropdown(method_labels(TASK_LABELS[task.value]), value="ILO", label="Method")
                 with gr.Accordion("Per-layer steps and l1 radii", open=False):
@@ -265,12 +284,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                 curve = gr.LinePlot(x="step", y="log10 MSE", color="series", label="Loss curve", height=220)
                 with gr.Row():
                     observation_img = gr.Image(label="Observation", interactive=False)
-                    result_img = gr.Image(label=f"Best iterate: the result ({size} px)", interactive=False,
+                    result_img = gr.Image(label=f"Result ({size} px)", interactive=False,
                                           elem_id="result-image")
                     compare_img = gr.Image(label="CSGM-MSE", interactive=False, visible=False)
                     clean_img = gr.Image(label="Clean", interactive=False)
-                files = gr.File(label="Downloads: the repaired photo at its own size, the result at "
-                                      f"{size} px, the progression GIF, the solver state", file_count="multiple",
+                files = gr.File(label="Downloads: photo, result, GIF, state", file_count="multiple",
                                 interactive=False, elem_id="downloads")
                 progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
                                        interactive=False, elem_id="progression")
@@ -291,22 +309,40 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         def follow_observed(task_label: str, observed_pct: float):
             return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
 
-        def on_upload(value, how: str):
+        def on_upload(value, how: str, which: float = 0):
             error = value.get("error") if isinstance(value, dict) else None
             path = value.get("background") if isinstance(value, dict) else None
             try:
                 if error:
                     raise InputError(error)
-                image, square, note = crop_preview(path, size, how, generator.face_frame)
+                image, square, note = crop_preview(path, size, how, generator.face_frame, face_index(which))
             except InputError as err:
                 user_error(str(err))
                 return None, None, f"**Not used:** {err}"
             return image, square, note
 
+        def on_display_copy(value, note: str, request: gr.Request):
+            """A large photo is painted on a display-size copy (`DisplayCopies`); a run repairs the photo.
+            Where no copy is made, the editor is skipped (any update, even an empty one, clears its canvas)."""
+            path = value.get("background") if isinstance(value, dict) and not value.get("error") else None
+            if not isinstance(path, str):
+                return gr.skip(), gr.skip()
+            try:
+                copy = copies.make(request.session_hash, path)
+            except ImageError:
+                return gr.skip(), gr.skip()  # the preview has said what is wrong with it
+            if copy is None:
+                return gr.skip(), gr.skip()
+            return ({"background": str(copy), "layers": [], "composite": str(copy)},
+                    (note or "") + f" · shown at {DISPLAY_SIDE} px for painting; the photo is repaired at its own size")
+
         def on_example(path, how: str):
             if not path:
                 return gr.update(), None, None, ""
-            image, square, note = crop_preview(path, size, how, generator.face_frame)
+            try:
+                image, square, note = crop_preview(path, size, how, generator.face_frame)
+            except InputError as err:
+                return gr.update(), None, None, f"**Not used:** {err}"
             return {"background": path, "layers": [], "composite": path}, image, square, note
 
         def on_stop(request: gr.Request):
@@ -323,7 +359,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             return gr.update()
 
         names = ["editor", "task", "mode", "observed_pct", "sr_factor", "noise_sigma", "measurements_pct", "method",
-                 "alignment",
+                 "alignment", "face",
                  *[f"steps_layer_{r}" for r in range(rounds)],
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
                  "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
@@ -344,6 +380,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             if flag is None:
                 yield {status: "Stopped before it started."}
                 return
+            yield {status: "Reading the photo and finding the face…"}  # the first seconds are not silent
             try:
                 try:
                     editor_value = v["editor"]
@@ -355,7 +392,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     seed_value = parse_seed(v["seed"])
                     if v["alignment"] not in ALIGNMENTS:
                         raise InputError(f"Unknown alignment {v['alignment']!r}: use {', '.join(ALIGNMENTS)}.")
-                    inputs = read_editor(editor_value, size, v["alignment"], v["mask_file"], generator.face_frame)
+                    if isinstance(editor_value, dict):  # painted on a display copy: the photo itself is repaired
+                        editor_value = {**editor_value,
+                                        "background": copies.original(session, editor_value.get("background"))}
+                    inputs = read_editor(editor_value, size, v["alignment"], v["mask_file"], generator.face_frame,
+                                         face_index(v["face"]))
                     problem = pose_problem(inputs, t, v["mode"] == MODES[1], observed_pct=v["observed_pct"],
                                            factor=v["sr_factor"] or 0, sigma=v["noise_sigma"],
                                            measurements_pct=v["measurements_pct"], seed=seed_value,
@@ -394,7 +435,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         return
                     if first_round >= 0:
                         problem = last["problem"]
-                        rerun = {label: (last["solvers"][label], first_round)}
+                        rerun = {label: (last["solvers"][label], first_round, last["recorders"][label])}
                         note = f"Re-running from layer {first_round} (the earlier layers are kept)… "
                 if t == "super-resolution" and v["mode"] == MODES[1]:
                     low = size // int(v["sr_factor"])
@@ -425,7 +466,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         if len(results) == len(configs) and not flag.is_set():  # a finished run can be re-tuned
                             with last_lock:
                                 last_runs[session] = {"key": key, "problem": problem,
-                                                      "solvers": {k: r["solver"] for k, r in results.items()}}
+                                                      "solvers": {k: r["solver"] for k, r in results.items()},
+                                                      "recorders": {k: r["recorder"] for k, r in results.items()}}
                     yield out
                     if update.final is not None and v["show_spread"] and not flag.is_set():
                         first = next(iter(update.final["results"].values()))
@@ -460,18 +502,21 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             runs.forget(request.session_hash)
             folders.forget(request.session_hash)
             editor.blobs.forget(request.session_hash)
+            copies.forget(request.session_hash)
             with last_lock:
                 last_runs.pop(request.session_hash, None)
 
         task.change(show_params, [task, observed, method],
                     [observed, factor, sigma, measurements, lpips_w, method, *step_sliders])
         observed.change(follow_observed, [task, observed], lpips_w)
-        editor.upload(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name="upload")
-        alignment.change(on_upload, [editor, alignment], [crop, outlined, crop_note], api_name=False)
+        editor.upload(on_upload, [editor, alignment, face], [crop, outlined, crop_note], api_name="upload").then(
+            on_display_copy, [editor, crop_note], [editor, crop_note], api_name="display_copy", show_progress="hidden")
+        for control in (alignment, face):
+            control.change(on_upload, [editor, alignment, face], [crop, outlined, crop_note], api_name=False)
         example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1,
                     detail]
-        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, *controls,
+        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, face, *controls,
                       show_spread, mask_file]
         run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after,
                        progression, spread_img]

@@ -83,24 +83,67 @@ def _dlib_models():
 
 
 MIN_FACE_PX = 16  # the smallest side, after the detector's downscale, that can hold a face
+DETECT_SIDE = 1024       # faces are looked for on the photo downscaled to this side first,
+FULL_DETECT_SIDE = 4096  # then, where none was found, at up to this side (a small face in a big photo)
+
+
+class NoFaceUnderPaint(ValueError):
+    """The photo has faces, but the painted region is on none of them."""
 
 
 def five_landmarks(photo: np.ndarray) -> np.ndarray | None:
     """[5, 2] dlib 5-point landmarks of the largest face (eye corners x4, nose base), or None."""
+    faces = all_landmarks(photo)
+    return faces[0] if faces else None
+
+
+def all_landmarks(photo: np.ndarray) -> list[np.ndarray]:
+    """[5, 2] landmarks of every face dlib finds, the largest first; [] if none (or no dlib).
+
+    Faces are looked for on the photo downscaled to DETECT_SIDE (upsampled once by the
+    detector); where none is found in a larger photo, once more at up to FULL_DETECT_SIDE
+    without the upsampling, so that a 100 px face in a 4000 x 3000 photo is found."""
     models = _dlib_models()
     if models is None:
-        return None
+        return []
     detector, predictor = models
-    scale = min(1.0, 1024 / max(photo.shape[:2]))  # detect on at most 1024 px
-    if min(photo.shape[:2]) * scale < MIN_FACE_PX:  # a sliver (20000 x 8 px) holds no face to find
-        return None
-    small = photo if scale == 1.0 else cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    faces = detector(np.ascontiguousarray(small), 1)
-    if len(faces) == 0:
-        return None
-    face = max(faces, key=lambda r: r.width() * r.height())
-    shape = predictor(np.ascontiguousarray(small), face)
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) / scale
+    for side, upsample in ((DETECT_SIDE, 1), (FULL_DETECT_SIDE, 0)):
+        scale = min(1.0, side / max(photo.shape[:2]))
+        if min(photo.shape[:2]) * scale < MIN_FACE_PX:  # a sliver (20000 x 8 px) holds no face to find
+            return []
+        small = photo if scale == 1.0 else cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small = np.ascontiguousarray(small)
+        faces = sorted(detector(small, upsample), key=lambda r: -r.width() * r.height())
+        if faces:
+            return [np.array([(p.x, p.y) for p in predictor(small, face).parts()], dtype=np.float64) / scale
+                    for face in faces]
+        if scale == 1.0 or max(photo.shape[:2]) <= DETECT_SIDE:
+            return []
+    return []
+
+
+def choose_face(faces: list[np.ndarray], frame: FaceFrame, painted: np.ndarray | None = None,
+                index: int = 0) -> np.ndarray:
+    """The landmarks of the face to repair: with a painted region ([H, W] bool, True = painted),
+    the face whose square (in the generator's `frame`) holds most of the paint (NoFaceUnderPaint
+    when it is on none); else the `index`-th largest (ValueError naming how many there are)."""
+    if painted is not None and painted.any() and len(faces) > 1:
+        counts = [int(_inside(framed_quad(quad_from_landmarks(f), frame), painted)) for f in faces]
+        if max(counts) == 0:
+            raise NoFaceUnderPaint(f"the painted region is on none of the {len(faces)} faces found: paint over "
+                                   f"the face to repair (the generator repairs faces)")
+        return faces[int(np.argmax(counts))]
+    if not 0 <= index < len(faces):
+        raise ValueError(f"face {index} was asked for, but {len(faces)} face{'s' if len(faces) != 1 else ''} "
+                         f"{'were' if len(faces) != 1 else 'was'} found (0 is the largest)")
+    return faces[index]
+
+
+def _inside(quad: np.ndarray, painted: np.ndarray) -> int:
+    """How many painted pixels lie inside `quad` ([4, 2] corners, x y)."""
+    mask = np.zeros(painted.shape, dtype=np.uint8)
+    cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 1)
+    return int((mask.astype(bool) & painted).sum())
 
 
 def quad_from_landmarks(points: np.ndarray) -> np.ndarray:
@@ -168,19 +211,25 @@ def box_quad(box: tuple[int, int, int, int]) -> np.ndarray:
     return np.array([[left, top], [left, bottom], [right, bottom], [right, top]], dtype=np.float64)
 
 
-def align(photo: Image.Image | np.ndarray, how: str = "landmarks", frame: FaceFrame = FaceFrame()) -> Alignment:
+def align(photo: Image.Image | np.ndarray, how: str = "landmarks", frame: FaceFrame = FaceFrame(),
+          painted: np.ndarray | None = None, face: int = 0) -> Alignment:
     """The generator's square in `photo` by `how`, falling back landmarks -> box -> center;
     `Alignment.method` says which one was used. `frame`: the generator's `face_frame`, which
-    "landmarks" follows (FFHQ's own framing by default)."""
+    "landmarks" follows (FFHQ's own framing by default). In a photo of several faces,
+    "landmarks" takes the one under the `painted` region ([H, W] bool), else the `face`-th
+    largest (`choose_face`: NoFaceUnderPaint / ValueError in one sentence)."""
     if how not in METHODS:
         raise ValueError(f"unknown alignment {how!r}; choose one of {', '.join(METHODS)}")
     array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
     pil = Image.fromarray(array)
     size = (array.shape[1], array.shape[0])
     if how == "landmarks":
-        points = five_landmarks(array)
-        if points is not None:
+        faces = all_landmarks(array)
+        if faces:
+            points = choose_face(faces, frame, painted, face)
             return Alignment(framed_quad(quad_from_landmarks(points), frame), "landmarks", size)
+    if face:
+        raise ValueError(f"face {face} was asked for, but no face was found by its landmarks (0 is the largest)")
     if how in ("landmarks", "box"):
         box, found = face_box(pil)
         if found == "face detector":

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the next when no face is found. Default: landmarks, or center (as it is) for an image "
                         "already the generator's size, whose painted hole (--task inpaint --mask) is solved in "
                         "the generator's frame where its face sits otherwise and answered in its own pixels")
+    s.add_argument("--face", type=int, default=0,
+                   help="in a photo of several faces, which one to repair with --align landmarks: 0 (the "
+                        "default) is the largest, 1 the next, ...; a painted hole (--mask) picks the face under it")
     s.add_argument("--crop-out", type=Path, help="write the aligned crop given to the generator (PNG)")
     s.add_argument("--repaired", type=Path, help="write the photo repaired at its own size (PNG)")
     s.add_argument("--spread", type=Path, help="write the per-pixel spread of the solve's starts as a heat map "
@@ -207,13 +210,13 @@ def run_solve(args: argparse.Namespace) -> dict:
                 print(f"solving the hole in the generator's frame ({alignment.describe()}); "
                       "--align center solves the image as cut", file=sys.stderr)
         reframed = alignment is not None
+        if args.mask is not None:
+            painted = read_mask(args.mask, photo_size)
         if alignment is None:
-            alignment = align(photo_array, how, generator.face_frame)
+            alignment = align(photo_array, how, generator.face_frame, painted=painted, face=args.face)
         if alignment.method != how and not reframed:
             print(f"warning: no face found for --align {how}; used {alignment.method}", file=sys.stderr)
         crop = aligned_crop(photo_array, alignment, size)
-        if args.mask is not None:
-            painted = read_mask(args.mask, photo_size)
     else:
         mask = load_mask(args.mask, size, photo_size) if args.mask is not None else None
     params = dict(mask=mask, observed=args.observed, factor=args.factor, sigma=args.sigma,

@@ -172,7 +172,7 @@ def _fetch(spec: Checkpoint, partial: Path, target: Path, progress: Callable[[in
             if total is not None and total == offset and (spec.size is None or spec.size == total):
                 return _finish(partial, target, spec, offset, total)
             raise _StartOver from None
-        raise DownloadError(f"{spec.url}: HTTP {err.code} {err.reason}") from None
+        raise DownloadError(f"{spec.url}: HTTP {err.code} {_reason(err)}") from None
     except (urllib.error.URLError, OSError) as err:
         raise DownloadError(f"{spec.url}: {getattr(err, 'reason', err)}") from None
     with response:

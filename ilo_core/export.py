@@ -37,11 +37,19 @@ class FrameRecorder:
     size: int = 256
     max_frames: int = 200
     frames: list[np.ndarray] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)  # each frame's round
 
     def add(self, image: Tensor, round_index: int, split: int, step: int, item: int = 0) -> None:
         if len(self.frames) >= self.max_frames:
-            self.frames = self.frames[::2]  # keep the whole progression, thinner
+            self.frames, self.rounds = self.frames[::2], self.rounds[::2]  # keep the whole progression, thinner
         self.frames.append(label_frame(image[item], f"round {round_index}  layer {split}  step {step}", self.size))
+        self.rounds.append(round_index)
+
+    def before(self, round_index: int) -> "FrameRecorder":
+        """A new recorder holding this one's frames of the rounds before `round_index` (a re-run
+        from that round continues the progression)."""
+        keep = [i for i, r in enumerate(self.rounds) if r < round_index]
+        return FrameRecorder(self.size, self.max_frames, [self.frames[i] for i in keep], [self.rounds[i] for i in keep])
 
     def add_progress(self, event, item: int = 0, view: Callable[[Tensor], Tensor] | None = None) -> None:
         """The event's image, if it has one; `view` maps it first ([B, 3, R, R] -> [B, 3, H, W])."""

@@ -83,7 +83,7 @@ class PhotoInput:
 
 
 def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file: str | Path | None = None,
-                frame: FaceFrame = FaceFrame()) -> PhotoInput:
+                frame: FaceFrame = FaceFrame(), face: int = 0) -> PhotoInput:
     """An ImageMask value (background / layers as file paths, bytes, arrays or PIL images) ->
     aligned photo and mask.
 
@@ -92,7 +92,8 @@ def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file
     photo's size or exactly its aspect ratio) when given; a layer is checked by its header
     against the photo before it is decoded (`read_layer`). The alignment (`align_how`:
     landmarks, box or center, each falling back to the next; landmarks in the generator's
-    face `frame`) is applied to photo and mask alike.
+    face `frame`) is applied to photo and mask alike; in a photo of several faces it takes
+    the one under the paint, else the `face`-th largest.
     """
     if not value or value.get("background") is None:
         raise InputError("Upload a photo first (or pick one of the examples).")
@@ -110,7 +111,10 @@ def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file
         except ImageError as err:
             raise InputError(f"The mask file: {err}.") from None
     original = np.asarray(photo)
-    alignment = align(original, align_how, frame)
+    try:
+        alignment = align(original, align_how, frame, painted=painted, face=face)
+    except ValueError as err:
+        raise InputError(sentence(str(err))) from None
     return PhotoInput(aligned_crop(original, alignment, size), aligned_mask(painted, alignment, size),
                       alignment.describe(), original, painted, alignment)
 
@@ -147,17 +151,68 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
+DISPLAY_SIDE = 1600  # a photo larger than this (either side) is painted on a copy of this size
+
+
+class DisplayCopies:
+    """Display-size copies of large photos for the editor's canvas, per browser session.
+
+    A 12-megapixel phone photo drawn on the canvas at full size stalls the browser; the canvas
+    gets an upright copy at most DISPLAY_SIDE px wide and high instead, and a run finds the
+    full photo again by the copy's content (`original`): the strokes, painted on the copy, are
+    scaled to the full photo (`read_layer`). Thread-safe; `forget` drops a session's copies."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+        self._originals: dict[str, dict[str, str | Path]] = {}   # session -> {copy's sha256: the photo}
+
+    def make(self, session: str, photo: str | Path) -> Path | None:
+        """A display copy of `photo` (a file path) when it is larger than DISPLAY_SIDE, else None."""
+        image = open_image(photo, "the photo")
+        if max(image.size) <= DISPLAY_SIDE:
+            return None
+        image.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.BILINEAR, reducing_gap=2.0)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkstemp(prefix="display_", suffix=".png", dir=self.folder)[1])
+        save_image_atomic(image, path)
+        with self._lock:
+            self._originals.setdefault(session, {})[hashlib.sha256(path.read_bytes()).hexdigest()] = photo
+        return path
+
+    def original(self, session: str, background: str | Path | bytes | None) -> str | Path | bytes | None:
+        """The full photo a display copy stands for (by content), else `background` itself."""
+        if background is None:
+            return None
+        with self._lock:
+            known = dict(self._originals.get(session, {}))
+        if not known:
+            return background
+        try:
+            data = bytes(background) if isinstance(background, (bytes, bytearray, memoryview)) else Path(background).read_bytes()
+        except OSError:
+            return background
+        return known.get(hashlib.sha256(data).hexdigest(), background)
+
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._originals.pop(session, None)
+
+
 def crop_preview(path: str | Path | bytes | None, size: int, align_how: str = "box",
-                 frame: FaceFrame = FaceFrame()) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+                 frame: FaceFrame = FaceFrame(), face: int = 0) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """(the aligned crop, the photo with the square outlined, a one-line note) for an upload
-    (a file path or the file's bytes)."""
+    (a file path or the file's bytes); `face`: which face of several (0 = the largest)."""
     if path is None or (isinstance(path, str) and not path):
         return None, None, ""
     try:
         photo = np.asarray(open_image(path, "the photo"))
     except ImageError as err:
         raise InputError(sentence(str(err))) from None
-    alignment = align(photo, align_how, frame)
+    try:
+        alignment = align(photo, align_how, frame, face=face)
+    except ValueError as err:
+        raise InputError(sentence(str(err))) from None
     note = alignment.describe() + f", resized to {size} px"
     if alignment.method != align_how:
         note += f" (no face found for '{align_how}', so '{alignment.method}' was used)"
@@ -175,6 +230,9 @@ def pose_problem(inputs: PhotoInput, task: str, degraded: bool, *, observed_pct:
                   sigma=number("The noise sigma", sigma), measurements=measurements_pct / 100)
     if task == "inpaint":
         frac = float(inputs.missing.mean()) if inputs.missing is not None else 0.0
+        if frac < MIN_MISSING and inputs.painted.any():
+            raise InputError("The painted region lies outside the face's square: paint over the face to repair "
+                             "(the generator repairs faces).")
         if frac < MIN_MISSING:
             raise InputError("The mask is empty: paint the region to reconstruct with the brush.")
         if frac > MAX_MISSING:
@@ -398,25 +456,31 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
     the final update with images, metrics, downloads and the solvers. Stop keeps the best
     results (a solve stopped before its first step has none and is left out). With `photo`,
     each result is also pasted back into the whole photo (the first download). `rerun`
-    maps a label to (its finished solver, the round to re-run from) for live re-tuning."""
+    maps a label to (its finished solver, the round to re-run from, its run's FrameRecorder or
+    None) for live re-tuning: the GIF keeps the earlier rounds' frames, and the table counts the
+    steps and seconds of the rounds re-run."""
     curve: list[tuple[int, str, float]] = []
     results: dict[str, dict] = {}
     last = 0.0
     for label, cfg in configs.items():
         if stop.is_set():
             break
+        recorder, rerun_note = FrameRecorder(), ""
         if (rerun and label in rerun and rerun[label][0].round_start(rerun[label][1]) is not None
                 and rerun[label][0].auto is None and rerun[label][0].config.mean_of == cfg.mean_of):
-            solver, first_round = rerun[label]
+            solver, first_round, earlier = rerun[label]
             run = solver.rerun_from(first_round, cfg)
+            if earlier is not None:
+                recorder = earlier.before(first_round)
+            rerun_note = f"re-ran from layer {first_round}, the earlier layers kept"
         else:  # ilo-auto chooses its radii and rounds on held-out observations
             solver = Solve(generator, problem.operator, problem.observation, cfg)
             run = solver.run()
-        recorder = FrameRecorder()
         started = time.perf_counter()
-        note, done = "", 0
+        note, done, first = "", 0, None
         for event in run:
             done = event.done
+            first = event.done - 1 if first is None else first  # a re-run's steps count from its first round
             recorder.add_progress(event)
             curve.append((event.done, f"{label} measurement", math.log10(max(event.losses["measurement_mse"], 1e-12))))
             if event.message:
@@ -462,7 +526,8 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
         results[label] = {"image": image, "repaired": repaired, "solver": solver,
                           "spread": None if spread is None else spread[0].cpu(),
                           "metrics": evaluate(best.image.to(generator.device), problem),
-                          "seconds": seconds, "steps": done, "files": files, "note": note, "best_layer": best.split}
+                          "seconds": seconds, "steps": done - (first or 0), "files": files, "recorder": recorder,
+                          "note": "; ".join(n for n in (rerun_note, note) if n), "best_layer": best.split}
     if not results:
         yield Update(status="Stopped before the first step: there is no result to show.", curve=list(curve))
         return
@@ -493,10 +558,11 @@ def step_seconds(generator: SplitGenerator) -> dict[int, float]:
     return {n: seconds_per_step(generator, batch=n) for n in sizes}
 
 
-def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[int],
-                 seconds: dict[int, float]) -> str:
-    """The page's time estimate in words for a task, a method and the steps sliders (a 0 ends
-    the schedule), from `step_seconds`: a hole's starts and ilo-auto's candidates count."""
+def estimate_seconds(generator: SplitGenerator, task: str, method: str, steps: list[int],
+                     seconds: dict[int, float]) -> tuple[float, list[str], float, bool]:
+    """(seconds, what they cover in words, seconds per step, an upper bound?) of one method's
+    solve for the steps sliders (a 0 ends the schedule), from `step_seconds`: a hole's starts
+    and ilo-auto's candidates count."""
     active = []
     for value in steps:
         if not value:
@@ -508,12 +574,25 @@ def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[
     parts = [f"{sum(active)} steps"]
     if starts > 1:
         parts.append(f"the mean of {starts} starts as one batch")
-    lead = "About"
     if work != sum(active):
-        lead = "Up to"
         parts.append(f"the radii candidates: up to {work / max(1, sum(active)):.1f}x the work")
-    return (f"{lead} **{work * per_step:.0f} s** for " + ", ".join(parts) + f" on this {generator.device.type} "
-            f"({per_step * 1000:.0f} ms per step, measured at start-up).")
+    return work * per_step, parts, per_step, work != sum(active)
+
+
+def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[int],
+                 seconds: dict[int, float]) -> str:
+    """The page's time estimate in words (`estimate_seconds`); compare mode runs ILO, with its
+    starts, and then CSGM-MSE."""
+    where = f" on this {generator.device.type}"
+    if method == "compare":
+        ilo, parts, per_step, _ = estimate_seconds(generator, task, "ilo", steps, seconds)
+        csgm, _, csgm_step, _ = estimate_seconds(generator, task, "csgm-mse", steps, seconds)
+        return (f"About **{ilo + csgm:.0f} s** for both: ILO, " + ", ".join(parts) + f" ({ilo:.0f} s), then "
+                f"CSGM-MSE, one start ({csgm:.0f} s){where} ({per_step * 1000:.0f} and {csgm_step * 1000:.0f} ms "
+                f"per step, measured at start-up).")
+    total, parts, per_step, bound = estimate_seconds(generator, task, method, steps, seconds)
+    return (f"{'Up to' if bound else 'About'} **{total:.0f} s** for " + ", ".join(parts) + where
+            + f" ({per_step * 1000:.0f} ms per step, measured at start-up).")
 
 
 def load_saved(path: str | Path, generator: SplitGenerator) -> tuple[np.ndarray, str]:
@@ -544,7 +623,9 @@ def _summary(results: dict[str, dict]) -> str:
         lp = "—" if m["lpips"] is None else f"{m['lpips']:.3f}"
         rows.append(f"| {label} | {psnr} | {lp} | {m['measurement_mse']:.5f} | {r['steps']} | {r['seconds']:.1f} |")
     notes = [f"{label}: {r['note']}" for label, r in results.items() if r["note"]]
-    return "\n".join(rows + ([""] + notes if notes else []))
+    legend = ("meas. MSE: the error on what was observed (the kept pixels or the measurements; images in [-1, 1]); "
+              "PSNR and LPIPS compare with the clean photo where there is one.")
+    return "\n".join(rows + ["", legend] + ([""] + notes if notes else []))
 
 
 def new_output_dir() -> Path:

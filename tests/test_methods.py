@@ -209,6 +209,8 @@ def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
     assert "starts" not in run_estimate(dcgan, "inpaint", "csgm-mse", [50, 50, 50, 50], cost)
     auto = run_estimate(dcgan, "inpaint", "ilo-auto", [50, 50, 0, 50], cost)   # a 0 ends the schedule
     assert f"Up to **{work_steps([50, 50]) * 0.025:.0f} s** for 100 steps" in auto and "candidates" in auto
+    both = run_estimate(dcgan, "inpaint", "compare", [50, 50, 50, 50], cost)  # ILO's starts, then CSGM-MSE
+    assert "About **7 s** for both" in both and f"the mean of {DCGAN_FILL_STARTS} starts" in both
 
 
 def test_fill_detail_sharpens_only_the_hole_and_re_renders_from_its_file(dcgan, faces64, tmp_path):

@@ -363,6 +363,10 @@ def test_changing_the_last_layers_radius_re_runs_only_that_layer(page, tmp_path)
     assert any("Re-running from layer 3" in s for s in statuses)
     assert not any("round 1/" in s or "round 2/" in s or "round 3/" in s for s in statuses)
     assert "PSNR" in tuned[1] and tuned[4] is not None
+    # the table counts the re-run layer's steps; the GIF keeps the earlier layers' frames
+    assert int(tuned[1].splitlines()[2].split("|")[5]) == 40 and "re-ran from layer 3" in tuned[1]
+    full_gif, tuned_gif = Image.open(full[9]), Image.open(tuned[9])
+    assert tuned_gif.n_frames >= full_gif.n_frames - 2
     again = client.predict(**run_args(value, steps=40, state_radius_layer_3=100.0), api_name="/retune")
     assert again[1] == UPDATE and again[4] == UPDATE  # nothing changed: the page stays as it is
 
@@ -523,3 +527,29 @@ def test_a_simulated_degradation_offers_no_repaired_photo(page, tmp_path):
     degraded = client_of(page).predict(**run_args(editor(painted=False, tmp_path=tmp_path), task="Denoising",
                                                   mode="My image is already degraded"), api_name="/run")
     assert any("repaired_photo" in Path(f).name for f in degraded[7])
+
+
+def test_a_large_photo_is_painted_on_a_display_copy_and_repaired_at_its_own_size(page, tmp_path):
+    """A 4000 x 3000 photo: the editor gets a 1600 px copy; strokes painted on the copy repair
+    the full photo where they were painted, scaled."""
+    from gradio_client import handle_file
+
+    big = Image.new("RGB", (4000, 3000), (120, 130, 140))
+    big.paste(Image.open(FACE).convert("RGB").resize((1200, 1200)), (1400, 800))
+    path = tmp_path / "big.jpg"
+    big.save(path, "JPEG", quality=90)
+    client = client_of(page)
+    value = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+    shown, note = client.predict(value=value, note="", api_name="/display_copy")
+    copy = Image.open(shown["background"])
+    assert copy.size == (1600, 1200) and "repaired at its own size" in note
+    layer = np.zeros((1200, 1600, 4), dtype=np.uint8)
+    layer[560:600, 620:780] = (255, 0, 255, 255)  # over the face, in the copy's pixels
+    Image.fromarray(layer, "RGBA").save(tmp_path / "layer.png")
+    painted = {"background": handle_file(shown["background"]), "layers": [handle_file(str(tmp_path / "layer.png"))],
+               "composite": handle_file(shown["background"])}
+    out = client.predict(**run_args(painted, steps=2), api_name="/run")
+    repaired = np.asarray(Image.open(out[7][0]).convert("RGB"), dtype=float)
+    assert repaired.shape == (3000, 4000, 3)  # the photo, not the copy
+    rows, cols = np.nonzero(np.abs(repaired - np.asarray(Image.open(path).convert("RGB"), dtype=float)).max(axis=2) > 0)
+    assert rows.min() >= 1400 - 40 and rows.max() < 1500 + 40 and cols.min() >= 1550 - 40 and cols.max() < 1950 + 40

@@ -287,9 +287,11 @@ def load_generator(spec: str | Path = "default", device: str | torch.device = "c
         generator = load_named(str(spec))
     else:
         path = Path(spec)
+        if not path.exists():
+            raise ValueError(f"generator checkpoint not found: {path} (or a name: {', '.join(KNOWN)})")
         try:
-            regular_file(path, "checkpoint file")
+            regular_file(path, "checkpoint file")  # a folder, device or pipe is named as such, never read
         except ImageError as err:
-            raise ValueError(f"generator {err} (or a name: {', '.join(KNOWN)})") from None
+            raise ValueError(str(err)) from None
         generator = load_stylegan2(path)
     return accelerate(generator, reference=reference).to(device)
