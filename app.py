@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import inspect
 import logging
-import math
 import os
 import signal
 import sys
@@ -37,7 +36,7 @@ from ilo_core.uploads import BlobStore
 from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 from ilo_core.studio import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, DisplayCopies, InputError, OutputFolders,
                              SessionRuns, build_config, crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
-                             read_editor, run_estimate, run_job, sentence, step_seconds)
+                             read_editor, run_estimate, run_job, sentence, step_seconds, whole_number)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
@@ -158,14 +157,8 @@ def method_label(choice: str) -> str:
 
 
 def face_index(value: object) -> int:
-    """The face control's value -> which face (0 = the largest); InputError for anything but 0-99."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = -1.0
-    if not (math.isfinite(number) and number == int(number) and 0 <= number <= 99):
-        raise InputError(f"Which face must be a whole number from 0 to 99, got {value!r}.")
-    return int(number)
+    """The "Which face" control's value -> which face (0 = the largest); InputError beyond 0-99."""
+    return whole_number(value, "Which face", 99)
 
 
 def user_error(message: str) -> None:

@@ -58,15 +58,21 @@ def method_labels(task: str) -> list[str]:
             if not (task == "compressed-sensing" and m in NEEDS_IMAGE_VIEW)]
 
 
-def parse_seed(value: object) -> int:
-    """The seed control's value -> an int in [0, MAX_SEED]; InputError for text, NaN, inf, fractions."""
+def whole_number(value: object, name: str, top: int) -> int:
+    """A control's value -> an int in [0, top]; InputError naming the control ("The seed") for
+    text, NaN, inf, fractions and numbers out of range."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         number = math.nan
-    if not (math.isfinite(number) and number == int(number) and 0 <= number <= MAX_SEED):
-        raise InputError(f"The seed must be a whole number from 0 to {MAX_SEED}, got {value!r}.")
+    if not (math.isfinite(number) and number == int(number) and 0 <= number <= top):
+        raise InputError(f"{name} must be a whole number from 0 to {top}, got {value!r}.")
     return int(number)
+
+
+def parse_seed(value: object) -> int:
+    """The seed control's value -> an int in [0, MAX_SEED] (`whole_number`)."""
+    return whole_number(value, "The seed", MAX_SEED)
 
 
 @dataclass

@@ -21,18 +21,18 @@ MAX_LAYERS = 8
 
 @dataclass
 class Submission:
-    """The blobs of one editor submission: bytes of the background, layers and composite."""
+    """The blobs of one editor submission that the engine reads: the background and the painted
+    layers (the composite is never read, so never kept)."""
 
     session: str
     background: bytes | None = None
     layers: list[bytes | None] = field(default_factory=list)
-    composite: bytes | None = None
     error: str | None = None
     updated: float = 0.0
 
     @property
     def size(self) -> int:
-        return sum(len(b) for b in (self.background, self.composite, *self.layers) if b)
+        return sum(len(b) for b in (self.background, *self.layers) if b)
 
 
 class BlobStore:
@@ -55,10 +55,10 @@ class BlobStore:
             item.updated = now
             if item.error is not None:
                 return
+            if kind == "composite":
+                return  # the engine never reads the composite: it is not kept
             try:
-                if kind == "composite":
-                    data = b""  # the engine never reads the composite: it is not kept
-                elif kind not in ("background", "layer") or (kind == "layer" and not (index is not None and 0 <= index < MAX_LAYERS)):
+                if kind not in ("background", "layer") or (kind == "layer" and not (index is not None and 0 <= index < MAX_LAYERS)):
                     raise ImageError(f"an editor blob of an unknown kind ({kind!r}, {index!r})")
                 else:
                     image_size(data, "the photo" if kind == "background" else "the painted layer")
@@ -66,7 +66,7 @@ class BlobStore:
                         raise ImageError(f"the upload is {len(data) / 1e6:.0f} MB; "
                                          f"the limit is {self.per_session / 1e6:.0f} MB")
             except ImageError as err:
-                item.background, item.layers, item.composite, item.error = None, [], None, str(err)
+                item.background, item.layers, item.error = None, [], str(err)
                 return
             if kind == "background":
                 item.background = data
@@ -109,5 +109,5 @@ class BlobStore:
         evict(others, self.total, lambda: sum(i.size for i in self._items.values()))
         item = self._items[keep]
         if item.size > self.per_session:
-            item.background, item.layers, item.composite = None, [], None
+            item.background, item.layers = None, []
             item.error = f"the upload is over {self.per_session / 1e6:.0f} MB in all: use a smaller photo"

@@ -135,3 +135,13 @@ def test_integer_or_non_finite_weights_are_refused_at_load(tmp_path, stylegan64_
         torch.save({"g_ema": bad, "latent_avg": state["latent_avg"]}, path)
         with pytest.raises(CheckpointError, match="int32 values|NaN or infinite"):
             load_stylegan2(path, cache_dir=tmp_path)
+
+
+def test_a_legacy_torch_save_file_of_several_pickles_still_loads(tmp_path, stylegan64_plain):
+    """The walk to the pickle's end mark does not refuse a pre-1.6 torch.save file, whose
+    first pickle (the magic number) is followed by others."""
+    from conftest import REFERENCE
+
+    state = torch.load(REFERENCE / "rosinality_g64.pt", weights_only=True)
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert load_stylegan2(tmp_path / "legacy.pt", cache_dir=tmp_path).identity == stylegan64_plain.identity

@@ -17,6 +17,7 @@ from ilo_core.methods import solve
 from ilo_core.problems import simulate
 from ilo_core.reconstruction import MAX_ROWS, Reconstruction
 from ilo_core.studio import InputError, load_saved
+from test_app import served_app  # noqa: F401 (the launched page, a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_a_result_file_that_does_not_fit_the_generator_is_refused_before_renderi
         load_saved(bad, dcgan)
 
 
-def test_a_2000_row_result_through_the_page_is_refused_without_rendering(page_for_results, saved, tmp_path):
+def test_a_2000_row_result_through_the_page_is_refused_without_rendering(served_app, saved, tmp_path):
     from gradio_client import Client, handle_file
 
     from test_page_reliability import rss_mb
@@ -113,23 +114,10 @@ def test_a_2000_row_result_through_the_page_is_refused_without_rendering(page_fo
     tensors = {"variables.latent": result.variables["latent"].repeat(2000, 1)}
     tensors.update({f"state.{k}": v.repeat(2000, *[1] * (v.ndim - 1)) for k, v in result.state.items()})
     bad = rewrite(path, tmp_path / "rows.safetensors", tensors)
-    client = Client(page_for_results, verbose=False)
+    client = Client(served_app, verbose=False)
     before = rss_mb()
     image, note = client.predict(path=handle_file(str(bad)), api_name="/load_result")
     grown = rss_mb() - before
     print(f"2000-row result: server RSS grew {grown:.1f} MB")
     assert "cannot be loaded" in note and "rows" in note
     assert grown < 100
-
-
-@pytest.fixture(scope="module")
-def page_for_results(dcgan):
-    from test_page_reliability import free_port
-
-    import app
-
-    demo = app.build_demo(dcgan)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()

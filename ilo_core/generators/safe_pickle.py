@@ -126,11 +126,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("a persistent id (not an NVlabs network pickle)")
 
 
-def pickle_problem(f: BinaryIO) -> str | None:
+def pickle_problem(f: BinaryIO, to_end: bool = True) -> str | None:
     """Why the pickle in `f` (read from its current position) is not whole (None when it is):
-    its opcodes are walked to STOP, which must be the last byte; a record longer than what is
-    left, a cut file or a bad opcode is named. Nothing is built, nothing is allocated beyond
-    the bytes actually present."""
+    its opcodes are walked to STOP, which must be the file's last byte when `to_end` (a legacy
+    torch.save file holds several pickles in a row); a record longer than what is left, a cut
+    file or a bad opcode is named. Nothing is built, nothing is allocated beyond the bytes
+    actually present."""
     try:
         for opcode, _, _ in pickletools.genops(f):
             if opcode.name == "STOP":
@@ -140,7 +141,7 @@ def pickle_problem(f: BinaryIO) -> str | None:
     except Exception as err:  # noqa: BLE001 (untrusted bytes: whatever genops trips on, the file is damaged)
         text = str(err).strip()
         return f"the pickle is cut short or damaged ({text.splitlines()[0][:80] if text else type(err).__name__})"
-    if f.read(1):
+    if to_end and f.read(1):
         return "bytes follow the pickle's end mark"
     return None
 
@@ -149,7 +150,7 @@ def load_records(path: str | Path) -> Any:
     """Unpickle `path` with only the allowed globals (see the module notes); raises
     UnsafePickleError for a forbidden global and pickle.UnpicklingError for a damaged file."""
     with open(path, "rb") as f:
-        problem = pickle_problem(f)
+        problem = pickle_problem(f, to_end=False)
         if problem is not None:
             raise pickle.UnpicklingError(problem)
         f.seek(0)
