@@ -41,11 +41,13 @@ def peak_mb(path: str, tmp_path: Path) -> tuple[str, int]:
     return (lines[0] if len(lines) > 1 else ""), int(lines[-1])
 
 
-def keys_of(size: int, n_mlp: int = 8, width: int = 4) -> dict[str, torch.Tensor]:
+def keys_of(size: int, n_mlp: int = 8, width: int = 4, style_dim: int = 4) -> dict[str, torch.Tensor]:
     """A rosinality state dict whose key names describe a `size` px generator with `n_mlp`
-    mapping layers, every tensor a few values (a file of a few KB)."""
+    mapping layers of `style_dim` (read from style.1's rows), every tensor a few values (a
+    file of a few KB)."""
     tiny = torch.zeros(1, width, 1, 1, 1)
-    state = {f"style.{i}.weight": torch.zeros(width, width) for i in range(1, n_mlp + 1)}
+    state = {f"style.{i}.weight": torch.zeros(width, 1) for i in range(1, n_mlp + 1)}
+    state["style.1.weight"] = torch.zeros(style_dim, 1)
     state["input.input"] = torch.zeros(1, width, 4, 4)
     blocks = size.bit_length() - 3
     for j in range(blocks):
@@ -56,34 +58,38 @@ def keys_of(size: int, n_mlp: int = 8, width: int = 4) -> dict[str, torch.Tensor
 
 
 def write_converted(path: Path, config: dict) -> Path:
+    """An engine .safetensors whose metadata describes `config`, with a few KB of tensors."""
     save_file({"latent_avg": torch.zeros(512), "gaussian_fit.mean": torch.zeros(512),
-               "gaussian_fit.std": torch.ones(512), "style.1.weight": torch.zeros(4, 4)}, str(path),
+               "gaussian_fit.std": torch.ones(512), **{k: v.clone() for k, v in keys_of(64).items()}}, str(path),
               metadata={"format": "ilo-studio-stylegan2/1", "config": json.dumps(config)})
     return path
 
 
 def deflate_bomb(path: Path, inflated: int = 300 << 20) -> Path:
-    """A torch.save-looking zip whose data record is deflated: `inflated` bytes of zeros in ~0.3 MB."""
+    """A torch.save zip whose data.pkl record is deflated and padded with `inflated` bytes of
+    zeros after the pickle: about 0.3 MB on disk, read whole (inflated) by torch.load."""
     torch.save({"g_ema": {"style.1.weight": torch.zeros(2, 2)}}, path)
     with zipfile.ZipFile(path) as source:
         records = [(info.filename, source.read(info)) for info in source.infolist()]
     with zipfile.ZipFile(path, "w") as target:
         for name, data in records:
-            target.writestr(name, data, compress_type=zipfile.ZIP_STORED)
-        with target.open("archive/data/9", "w", force_zip64=True) as f:  # deflated: not torch's layout
-            pass
-    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as target:
-        with target.open("archive/data/big", "w", force_zip64=True) as f:
-            block = bytes(1 << 20)
-            for _ in range(inflated >> 20):
-                f.write(block)
+            if name.endswith("data.pkl"):
+                info = zipfile.ZipInfo(name)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with target.open(info, "w", force_zip64=True) as f:
+                    f.write(data)
+                    block = bytes(1 << 20)
+                    for _ in range(inflated >> 20):
+                        f.write(block)
+            else:
+                target.writestr(name, data, compress_type=zipfile.ZIP_STORED)
     return path
 
 
 CASES = {
     "16384 px in key names": (lambda p: torch.save({"g_ema": keys_of(16384)}, p), ".pt", "16384 px generator; the limit"),
-    "2000 mapping layers": (lambda p: torch.save({"g_ema": keys_of(64, n_mlp=2000)}, p), ".pt",
-                            "2000 mapping layers"),
+    "2000 mapping layers of 512": (lambda p: torch.save({"g_ema": keys_of(64, n_mlp=2000, style_dim=512)}, p),
+                                   ".pt", "2000 mapping layers"),
     "n_mlp 1e6 in metadata": (lambda p: write_converted(p, {"size": 64, "style_dim": 512, "n_mlp": 1000000}),
                               ".safetensors", "1000000 mapping layers"),
     "size 65536 in metadata": (lambda p: write_converted(p, {"size": 65536, "style_dim": 512, "n_mlp": 8}),

@@ -553,3 +553,34 @@ def test_a_large_photo_is_painted_on_a_display_copy_and_repaired_at_its_own_size
     assert repaired.shape == (3000, 4000, 3)  # the photo, not the copy
     rows, cols = np.nonzero(np.abs(repaired - np.asarray(Image.open(path).convert("RGB"), dtype=float)).max(axis=2) > 0)
     assert rows.min() >= 1400 - 40 and rows.max() < 1500 + 40 and cols.min() >= 1550 - 40 and cols.max() < 1950 + 40
+
+
+def test_sigterm_ends_the_page_and_removes_its_examples_folder(tmp_path):
+    """`python app.py` stopped by SIGTERM (a service manager's stop) leaves no temp folder behind."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import ROOT
+
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the page never answered")
+        assert list(tmp_path.glob("ilo_studio_examples_*"))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert not list(tmp_path.glob("ilo_studio_examples_*"))
