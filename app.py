@@ -40,8 +40,9 @@ from ilo_core.studio import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, Disp
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
-# the results table: headers and numbers never break inside a word
-PAGE_CSS = ".prose table th, .prose table td { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }"
+# the results table: headers and numbers never break inside a word, and a narrow screen scrolls it sideways
+PAGE_CSS = (".prose table th, .prose table td { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }"
+            " .prose table { display: block; max-width: 100%; overflow-x: auto; }")
 MODES = ["Simulate: my photo is clean", "My image is already degraded"]
 
 
