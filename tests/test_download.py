@@ -84,7 +84,11 @@ class Server:
                     return
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class QuietServer(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client that hangs up early is expected here
+                pass
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tiny.pkl"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
