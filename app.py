@@ -35,8 +35,9 @@ from ilo_core.perceptual import get_lpips
 from ilo_core.uploads import BlobStore
 from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 from ilo_core.studio import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, DisplayCopies, InputError, OutputFolders,
-                             SessionRuns, build_config, crop_preview, first_changed_round, load_saved, method_labels, parse_seed, pose_problem,
-                             read_editor, run_estimate, run_job, sentence, step_seconds, whole_number)
+                             SessionRuns, build_config, crop_preview, first_changed_round, load_saved, method_labels,
+                             parse_seed, pose_problem, read_editor, run_estimate, run_job, sentence, step_seconds,
+                             whole_number)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ALIGNMENTS = list(ALIGNMENT_METHODS)
@@ -317,7 +318,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
 
         def on_display_copy(value, note: str, request: gr.Request):
             """A large photo is painted on a display-size copy (`DisplayCopies`); a run repairs the photo.
-            Where no copy is made, the editor is skipped (any update, even an empty one, clears its canvas)."""
+            Where no copy is made the editor is skipped; the event shows no progress on the editor
+            (with a visible one, the canvas was cleared of what the person had begun to paint)."""
             path = value.get("background") if isinstance(value, dict) and not value.get("error") else None
             if not isinstance(path, str):
                 return gr.skip(), gr.skip()
