@@ -123,7 +123,7 @@ def download(name: str, folder: Path | None = None, known: dict[str, Checkpoint]
                 return target
             target.unlink(missing_ok=True)  # a broken file left by an older version: fetch it again
         partial = target.with_name(target.name + ".partial")
-        for attempt in range(2):
+        for _ in range(2):
             try:
                 return _fetch(spec, partial, target, progress, timeout)
             except _StartOver:

@@ -205,10 +205,7 @@ def build_stylegan2(state_dict: dict[str, Tensor], latent_avg: Tensor | None = N
         raise ValueError(f"its latent_avg has {latent_avg.numel()} values, not {config['style_dim']}")
     check_against_tensors(config, state_dict)  # before anything is built
     gen = StyleGAN2Generator(**config)
-    missing, unexpected = gen.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"not a rosinality StyleGAN-2 state dict: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+    gen.load_state_dict(state_dict)  # names and shapes were checked above
     gen.freeze()
     if latent_avg is not None:
         gen.latent_avg.copy_(latent_avg.reshape(-1).float())
