@@ -26,15 +26,15 @@ import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.alignment import METHODS as ALIGNMENT_METHODS
-from ilo_core.defaults import (DCGAN_FILL_DETAIL, DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_RADII,
+from ilo_core.photo.alignment import METHODS as ALIGNMENT_METHODS
+from ilo_core.engine.presets import (DCGAN_FILL_DETAIL, DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_RADII,
                                default_geodesic_weight, default_lpips_weight, default_rounds, default_steps)
 from ilo_core.generators import SplitGenerator, load_generator
-from ilo_core.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
-from ilo_core.perceptual import get_lpips
-from ilo_core.uploads import BlobStore
-from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
-from ilo_core.studio import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, DisplayCopies, InputError, OutputFolders,
+from ilo_core.photo.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
+from ilo_core.perceptual.distance import get_lpips
+from ilo_core.frontends.uploads import BlobStore
+from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
+from ilo_core.frontends.page import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, DisplayCopies, InputError, OutputFolders,
                              SessionRuns, build_config, crop_preview, first_changed_round, load_saved, method_labels,
                              parse_seed, pose_problem, read_editor, run_estimate, run_job, sentence, step_seconds,
                              whole_number)
@@ -54,7 +54,7 @@ class CheckedImageMask(gr.ImageMask):
     (an RGBA photo cannot be written as JPEG), drops EXIF orientation and clips 16-bit images;
     this one passes the files (paths, or bytes for the blobs the editor pushes) to the engine,
     which reads them as the CLI does (`open_image`). The blobs are kept in a bounded store
-    (`ilo_core.uploads.BlobStore`: per session, in all, by age), each checked by its header
+    (`ilo_core.frontends.uploads.BlobStore`: per session, in all, by age), each checked by its header
     when it arrives. A bad upload reaches the handler as `{"error": sentence}`.
     """
 

@@ -1,5 +1,5 @@
-"""`python -m ilo_core solve ...`: the command-line interface (see ilo_core/cli.py)."""
+"""`python -m ilo_core solve ...`: the command-line interface (see ilo_core/frontends/cli.py)."""
 
-from ilo_core.cli import main
+from ilo_core.frontends.cli import main
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
     python scripts/auto_holes.py [--images DIR] [--samples N] [--seeds 2]
 
 ilo-auto chooses a schedule (every radius x 0.25 / 1 / 4, 2-4 rounds) by the error on held-out
-observed pixels; for a painted hole it holds out a ring around the hole (`ilo_core.auto`). This
+observed pixels; for a painted hole it holds out a ring around the hole (`ilo_core.engine.auto`). This
 script measures, on the evaluation's small masks (box, eyes, strokes), ILO's default solve (the
 mean of its starts) with each of the 9 schedules:
 
@@ -28,12 +28,12 @@ import torch
 from torch import Tensor
 
 from hole_bench import add_image_arguments, set_up
-from ilo_core.auto import SCALES, _schedule
-from ilo_core.evaluate import Setting, inpainting_mask, method_config
-from ilo_core.methods import solve
-from ilo_core.metrics import hole_mse01, psnr_from_mse
-from ilo_core.operators import Inpainting
-from ilo_core.problems import simulate
+from ilo_core.engine.auto import SCALES, _schedule
+from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
+from ilo_core.engine.methods import solve
+from ilo_core.physics.metrics import hole_mse01, psnr_from_mse
+from ilo_core.physics.operators import Inpainting
+from ilo_core.physics.problems import simulate
 
 SMALL_MASKS = ("box", "eyes", "strokes")
 ROUNDS = (2, 3, 4)    # the schedules' rounds (ilo-auto's: 2 up to the default's 4)

@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ilo_core.alignment import measure_face_frame  # noqa: E402
+from ilo_core.photo.alignment import measure_face_frame  # noqa: E402
 from ilo_core.generators import load_generator  # noqa: E402
-from ilo_core.images import tensor_to_uint8  # noqa: E402
+from ilo_core.photo.images import tensor_to_uint8  # noqa: E402
 
 
 def main() -> None:

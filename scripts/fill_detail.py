@@ -19,10 +19,10 @@ import sys
 import torch
 
 from hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
-from ilo_core.detail import with_detail
-from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
-from ilo_core.methods import solve
-from ilo_core.problems import simulate
+from ilo_core.engine.detail import with_detail
+from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.engine.methods import solve
+from ilo_core.physics.problems import simulate
 
 
 def main() -> None:

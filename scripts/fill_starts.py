@@ -18,9 +18,9 @@ import sys
 import numpy as np
 
 from hole_bench import MASKS, add_image_arguments, set_up
-from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
-from ilo_core.methods import solve
-from ilo_core.problems import simulate
+from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.engine.methods import solve
+from ilo_core.physics.problems import simulate
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """A cut face's hole solved as cut against solved in the generator's frame: the measurement
-behind the CLI's default for an image already at the generator's size (`ilo_core.framing`).
+behind the CLI's default for an image already at the generator's size (`ilo_core.photo.framing`).
 
     python scripts/frame_match.py [--images DIR] [--seeds 2] [--align box] [--methods ilo,csgm-mse]
 
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from hole_bench import MASKS, add_image_arguments, print_table, set_up
-from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
-from ilo_core.framing import answer_in_image, frame_in_image, framed_inpainting
-from ilo_core.images import tensor_to_uint8
-from ilo_core.methods import solve
-from ilo_core.problems import simulate
+from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
+from ilo_core.photo.images import tensor_to_uint8
+from ilo_core.engine.methods import solve
+from ilo_core.physics.problems import simulate
 
 
 LABELS = {"ilo": "ILO", "csgm-mse": "CSGM-MSE"}

@@ -17,7 +17,7 @@ project's machines reach), checks their SHA-256 and reads only the named files. 
 DIR` takes archives already downloaded there instead. Then, for example:
 
     python scripts/random_pixels.py --images DIR
-    python -m ilo_core.evaluate --images DIR --samples 0 --out RESULTS
+    python -m ilo_core.evaluation.evaluate --images DIR --samples 0 --out RESULTS
 """
 
 from __future__ import annotations

@@ -19,12 +19,12 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ilo_core.accelerate import set_up_process  # noqa: E402
-from ilo_core.evaluate import CROPS, EvalImage, evaluation_images  # noqa: E402
+from ilo_core.evaluation.evaluate import CROPS, EvalImage, evaluation_images  # noqa: E402
 from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
-from ilo_core.methods import Solve  # noqa: E402
-from ilo_core.metrics import hole_mse01, paste_observed, psnr_from_mse  # noqa: E402
-from ilo_core.perceptual import PerceptualDistance  # noqa: E402
-from ilo_core.solver import with_earlier_rounds  # noqa: E402
+from ilo_core.engine.methods import Solve  # noqa: E402
+from ilo_core.physics.metrics import hole_mse01, paste_observed, psnr_from_mse  # noqa: E402
+from ilo_core.perceptual.distance import PerceptualDistance  # noqa: E402
+from ilo_core.engine.solver import with_earlier_rounds  # noqa: E402
 
 MASKS = ("box", "eyes", "strokes", "half")  # the evaluation's painted masks
 

@@ -7,7 +7,7 @@ Every inpainting mask of the evaluation (box, eyes, strokes, right half) and ran
 answer rebuilt from each start's best iterates of its last 1, 2 (the default,
 `SolverConfig.mean_rounds`, for holes and random pixels below 20 % observed) and 3 rounds, with
 the default fill detail on the holes (the medoid of all the averaged iterates, as
-`ilo_core.methods.Solve` does), and without detail with a weight w on the round before the last
+`ilo_core.engine.methods.Solve` does), and without detail with a weight w on the round before the last
 (w = 0.5 is the mean of the two). Beside OpenCV's Telea. Holes: hole PSNR dB / hole LPIPS (alex,
 the observed pixels pasted back); random pixels: whole-image PSNR dB / LPIPS as the method
 returns the image (the evaluation's true MSE). Images: the faces in assets/ (or --images), plus
@@ -22,12 +22,12 @@ import sys
 import torch
 
 from hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
-from ilo_core.detail import with_detail
-from ilo_core.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
-from ilo_core.methods import solve
-from ilo_core.metrics import mse01, psnr_from_mse
-from ilo_core.problems import simulate
-from ilo_core.solver import with_earlier_rounds
+from ilo_core.engine.detail import with_detail
+from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.engine.methods import solve
+from ilo_core.physics.metrics import mse01, psnr_from_mse
+from ilo_core.physics.problems import simulate
+from ilo_core.engine.solver import with_earlier_rounds
 
 SETTINGS = [Setting("inpaint", shape, 0.0, {"mask": None}) for shape in MASKS] + \
     [Setting("random-inpaint", f"{p}%", float(p), {"observed": p / 100}) for p in (5, 10, 25, 50)]

@@ -25,11 +25,11 @@ import sys
 import numpy as np
 
 from hole_bench import add_image_arguments, set_up
-from ilo_core.defaults import DCGAN_FILL_STARTS
-from ilo_core.evaluate import Setting, classical_inpaint, method_config
-from ilo_core.methods import solve
-from ilo_core.operators import GaussianNoise
-from ilo_core.problems import evaluate_batch, simulate
+from ilo_core.engine.presets import DCGAN_FILL_STARTS
+from ilo_core.evaluation.evaluate import Setting, classical_inpaint, method_config
+from ilo_core.engine.methods import solve
+from ilo_core.physics.operators import GaussianNoise
+from ilo_core.physics.problems import evaluate_batch, simulate
 
 VARIANTS: dict[str, dict] = {
     "ILO (default)": {},

@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ilo_core.defaults import default_config
-from ilo_core.evaluate import evaluation_images
+from ilo_core.engine.presets import default_config
+from ilo_core.evaluation.evaluate import evaluation_images
 from ilo_core.generators import load_generator
-from ilo_core.problems import evaluate_batch, simulate
-from ilo_core.solver import solve
+from ilo_core.physics.problems import evaluate_batch, simulate
+from ilo_core.engine.solver import solve
 
 G = load_generator("default")
 images = evaluation_images(G, None, 2)

@@ -60,6 +60,6 @@ def reference_renders():
 
 @pytest.fixture(scope="session")
 def faces64():
-    from ilo_core.images import load_image
+    from ilo_core.photo.images import load_image
 
     return [load_image(FACES / name, 64) for name in ("astronaut_face.png", "grace_hopper_face.png")]

@@ -6,7 +6,7 @@ import warnings
 
 from torch import nn
 
-from ilo_core.lpips_weights import load_backbone
+from ilo_core.perceptual.weights import load_backbone
 
 
 def reference_lpips(net: str = "alex") -> nn.Module:

@@ -20,12 +20,12 @@ from ilo_core.accelerate.packed_conv import PackedConvolution, flop_formulas, pa
 from ilo_core.accelerate.packed_trunk import PackedTrunk
 from ilo_core.accelerate.resize import MATRIX_MAX_LOW_RES, MatrixSuperResolution
 from ilo_core.accelerate.stylegan2 import ScaledModulatedConv2d
-from ilo_core.config import SolverConfig
+from ilo_core.engine.config import SolverConfig
 from ilo_core.generators import load_generator
 from ilo_core.generators.stylegan2 import ModulatedConv2d
-from ilo_core.operators import Denoising, SuperResolution, bicubic_downsample, build_operator
-from ilo_core.perceptual import LPIPSNetwork, PerceptualDistance, get_lpips, unit_normalize
-from ilo_core.solver import ILOSolver
+from ilo_core.physics.operators import Denoising, SuperResolution, bicubic_downsample, build_operator
+from ilo_core.perceptual.distance import LPIPSNetwork, PerceptualDistance, get_lpips, unit_normalize
+from ilo_core.engine.solver import ILOSolver
 
 
 def _render_and_grads(gen, variables, split):
@@ -254,7 +254,7 @@ def test_flop_counts_of_the_packed_paths_equal_the_plain_ones(dcgan, dcgan_plain
 
 
 def test_benchmark_rows_for_the_engine_and_its_reference(dcgan, capsys):
-    from ilo_core import benchmark
+    from ilo_core.evaluation import benchmark
 
     rows = benchmark.bench_generator(dcgan, "default", repeats=1, splits=[0])
     ref = benchmark.build_generator("default", torch.device("cpu"), reference=True)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.defaults import DCGAN_FILL_DETAIL
-from ilo_core.studio import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
+from ilo_core.engine.presets import DCGAN_FILL_DETAIL
+from ilo_core.frontends.page import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
                              read_editor, run_job)
 
 FACE = str(FACES / "astronaut_face.png")
@@ -260,7 +260,7 @@ def test_a_mask_file_can_replace_painting_and_must_fit_the_photo(tmp_path):
 
 
 def test_a_saved_result_loads_back_and_re_renders(dcgan, tmp_path):
-    from ilo_core.studio import load_saved
+    from ilo_core.frontends.page import load_saved
 
     inputs = read_editor({"background": FACE, "layers": [mask_layer(tmp_path)]}, 64)
     problem = pose_problem(inputs, "inpaint", False, observed_pct=10, factor=4, sigma=25, measurements_pct=10,

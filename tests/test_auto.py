@@ -1,4 +1,4 @@
-"""Self-tuned ILO (`ilo_core.auto`): held-out measurements, candidates as one batch, the choice kept."""
+"""Self-tuned ILO (`ilo_core.engine.auto`): held-out measurements, candidates as one batch, the choice kept."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ilo_core.auto import (EVIDENCE, SCALES, AutoSolve, MaskedMeasurements, choose, held_out_mse, held_out_split,
+from ilo_core.engine.auto import (EVIDENCE, SCALES, AutoSolve, MaskedMeasurements, choose, held_out_mse, held_out_split,
                            paired_scores)
-from ilo_core.config import SolverConfig
-from ilo_core.defaults import default_config
-from ilo_core.operators import CompressedSensing, Inpainting, RandomInpainting
-from ilo_core.problems import simulate
-from ilo_core.solver import ILOSolver
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.presets import default_config
+from ilo_core.physics.operators import CompressedSensing, Inpainting, RandomInpainting
+from ilo_core.physics.problems import simulate
+from ilo_core.engine.solver import ILOSolver
 
 
 def test_a_holes_held_out_ring_is_observed_pixels_next_to_it():
@@ -158,7 +158,7 @@ def test_the_cli_reports_the_choice(tmp_path):
 
 
 def test_the_page_logic_runs_auto_radii_and_says_what_it_chose(dcgan, faces64, tmp_path):
-    from ilo_core.studio import METHOD_LABELS, StopFlag, build_config, run_job
+    from ilo_core.frontends.page import METHOD_LABELS, StopFlag, build_config, run_job
 
     assert METHOD_LABELS["ILO, auto radii"] == "ilo-auto"
     missing = torch.zeros(64, 64, dtype=torch.bool)

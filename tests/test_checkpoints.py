@@ -174,7 +174,7 @@ def test_a_safetensors_file_that_is_not_a_generator_is_a_clear_error(tmp_path):
 
 
 def test_a_downloaded_name_loads_from_the_cache_and_is_converted_once(tmp_path, monkeypatch):
-    from ilo_core.download import cached_path
+    from ilo_core.generators.download import cached_path
     from ilo_core.generators import load_generator
 
     monkeypatch.setenv("ILO_CACHE", str(tmp_path))

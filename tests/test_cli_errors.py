@@ -116,7 +116,7 @@ def test_a_mask_of_another_size_is_a_clear_error(tmp_path):
 
 
 def test_a_mask_with_the_photos_aspect_ratio_is_resized():
-    from ilo_core.images import load_mask
+    from ilo_core.photo.images import load_mask
 
     small = np.zeros((64, 64), dtype=np.uint8)
     small[32:48, 8:40] = 255
@@ -212,7 +212,7 @@ def test_convert_to_a_missing_folder_is_said_before_loading(tmp_path):
 def test_a_sliver_photo_falls_back_to_the_centre_instead_of_crashing():
     import numpy as np
 
-    from ilo_core.alignment import align
+    from ilo_core.photo.alignment import align
 
     for shape in ((8, 20000, 3), (20000, 8, 3)):
         assert align(np.full(shape, 128, np.uint8), "landmarks").method == "center"

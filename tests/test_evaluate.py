@@ -1,4 +1,4 @@
-"""`python -m ilo_core.evaluate --quick` writes a well-formed results.json and report (issue 4)."""
+"""`python -m ilo_core.evaluation.evaluate --quick` writes a well-formed results.json and report (issue 4)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import FACES
-from ilo_core import evaluate
-from ilo_core.evaluate import applicable, grid, inpainting_mask
+from ilo_core.evaluation import evaluate
+from ilo_core.evaluation.evaluate import applicable, grid, inpainting_mask
 
 RECORD_KEYS = {"experiment", "image", "image_kind", "task", "level", "method", "seed", "steps", "seconds",
                "mse", "psnr", "lpips", "measurement_mse", "batch"}
@@ -57,7 +57,7 @@ def test_quick_evaluation_writes_results_json_report_plots_and_contact_sheet(tmp
 def test_evaluation_reproduces_a_record_from_its_seed(dcgan, tmp_path):
     images = evaluate.evaluation_images(dcgan, None, samples=1, faces=0)
     setting = [s for s in grid(64, quick=True) if s.task == "compressed-sensing"][0]
-    from ilo_core.perceptual import PerceptualDistance
+    from ilo_core.perceptual.distance import PerceptualDistance
 
     lp = PerceptualDistance("alex", None)
     runs = [evaluate.run_setting(dcgan, setting, images, ["csgm-mse"], 3, seed=5, lpips=lp)[0] for _ in range(2)]
@@ -74,8 +74,8 @@ def test_held_out_samples_differ_from_the_faces_and_from_each_other(dcgan):
 
 
 def test_the_landmark_crop_frames_the_faces_as_the_generators_samples_are(dcgan):
-    from ilo_core.alignment import measure_face_frame
-    from ilo_core.images import tensor_to_uint8
+    from ilo_core.photo.alignment import measure_face_frame
+    from ilo_core.photo.images import tensor_to_uint8
 
     side = {}
     for how in ("box", "landmarks"):
@@ -113,7 +113,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
 def test_inpainting_records_carry_the_figures_inside_the_hole(faces64):
     import torch
 
-    from ilo_core.problems import evaluate_batch, simulate
+    from ilo_core.physics.problems import evaluate_batch, simulate
 
     mask = torch.zeros(64, 64, dtype=torch.bool)
     mask[20:40, 10:50] = True
@@ -129,8 +129,8 @@ def test_inpainting_records_carry_the_figures_inside_the_hole(faces64):
 def test_classical_inpainting_baselines_fill_the_hole(faces64):
     import torch
 
-    from ilo_core.evaluate import applicable, classical_inpaint
-    from ilo_core.problems import evaluate_batch, simulate
+    from ilo_core.evaluation.evaluate import applicable, classical_inpaint
+    from ilo_core.physics.problems import evaluate_batch, simulate
 
     mask = torch.zeros(64, 64, dtype=torch.bool)
     mask[20:40, 10:50] = True

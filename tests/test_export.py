@@ -5,7 +5,7 @@ from __future__ import annotations
 import imageio.v3 as iio
 import numpy as np
 
-from ilo_core.export import FrameRecorder, label_frame
+from ilo_core.frontends.export import FrameRecorder, label_frame
 
 
 def test_the_gif_holds_the_recorded_frames_and_the_final_image(faces64, tmp_path):

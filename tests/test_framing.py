@@ -1,5 +1,5 @@
 """A face someone else cut at the generator's size: its hole is solved in the generator's frame
-and answered in the image's own pixels (`ilo_core.framing`, the CLI's default for such images);
+and answered in the image's own pixels (`ilo_core.photo.framing`, the CLI's default for such images);
 and for every photo, no painted pixel reaches the solve (`framed_inpainting`, the page's too)."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from PIL import Image
 
 from conftest import FACES
 from test_cli import run_cli, write_mask
-from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
-from ilo_core.evaluate import Setting, inpainting_mask, method_config
-from ilo_core.facecrop import face_crop
-from ilo_core.framing import answer_in_image, frame_in_image, framed_inpainting
-from ilo_core.images import open_image, pil_to_tensor
-from ilo_core.methods import solve
-from ilo_core.metrics import hole_mse01, psnr_from_mse
-from ilo_core.operators import Inpainting
+from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
+from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
+from ilo_core.photo.facecrop import face_crop
+from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
+from ilo_core.photo.images import open_image, pil_to_tensor
+from ilo_core.engine.methods import solve
+from ilo_core.physics.metrics import hole_mse01, psnr_from_mse
+from ilo_core.physics.operators import Inpainting
 
 NAMES = ("astronaut_face", "grace_hopper_face")
 WHOLE = np.array([[0, 0], [0, 64], [64, 64], [64, 0]], dtype=np.float64)  # TL, BL, BR, TR of a 64 px image
@@ -144,7 +144,7 @@ def test_the_cli_solves_a_cut_faces_hole_in_the_generators_frame_and_answers_in_
 
 def test_on_the_page_what_was_under_the_paint_does_not_change_the_problem(tmp_path, dcgan):
     from test_app import mask_layer
-    from ilo_core.studio import pose_problem, read_editor
+    from ilo_core.frontends.page import pose_problem, read_editor
 
     photo = np.asarray(open_image(FACES / "grace_hopper_face.png")).copy()
     layer = mask_layer(tmp_path, box=(70, 90, 190, 130))

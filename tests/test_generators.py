@@ -96,9 +96,9 @@ def test_gaussianization_inverts_the_leaky_relu(stylegan64):
 
 
 def test_two_threads_solving_on_one_generator_match_solving_alone(dcgan, faces64):
-    from ilo_core.config import SolverConfig
-    from ilo_core.operators import SuperResolution
-    from ilo_core.solver import solve
+    from ilo_core.engine.config import SolverConfig
+    from ilo_core.physics.operators import SuperResolution
+    from ilo_core.engine.solver import solve
 
     before = {k: v.clone() for k, v in dcgan.state_dict().items()}
     op = SuperResolution(4, 64)

@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from auto_holes import COPY_OBSERVED, hole_copy  # noqa: E402
-from ilo_core.evaluate import inpainting_mask  # noqa: E402
+from ilo_core.evaluation.evaluate import inpainting_mask  # noqa: E402
 
 
 def moved(hole: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

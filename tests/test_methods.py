@@ -1,4 +1,4 @@
-"""The mean of several starts (`SolverConfig.mean_of`, `ilo_core.methods.Solve`)."""
+"""The mean of several starts (`SolverConfig.mean_of`, `ilo_core.engine.methods.Solve`)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ilo_core.auto import AutoSolve
-from ilo_core.config import SolverConfig
-from ilo_core.defaults import DCGAN_FILL_STARTS, DCGAN_MEAN_ROUNDS, default_config
-from ilo_core.detail import gaussian_blur, medoid, with_detail
-from ilo_core.evaluate import evaluation_images, inpainting_mask
-from ilo_core.methods import Solve, solve
-from ilo_core.metrics import hole_mse01
-from ilo_core.problems import simulate
-from ilo_core.reconstruction import Reconstruction
-from ilo_core.solver import ILOSolver
+from ilo_core.engine.auto import AutoSolve
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.presets import DCGAN_FILL_STARTS, DCGAN_MEAN_ROUNDS, default_config
+from ilo_core.engine.detail import gaussian_blur, medoid, with_detail
+from ilo_core.evaluation.evaluate import evaluation_images, inpainting_mask
+from ilo_core.engine.methods import Solve, solve
+from ilo_core.physics.metrics import hole_mse01
+from ilo_core.physics.problems import simulate
+from ilo_core.engine.reconstruction import Reconstruction
+from ilo_core.engine.solver import ILOSolver
 
 
 def _eyes_problem(faces64, n: int = 2):
@@ -38,7 +38,7 @@ def test_bad_mean_of_is_refused_before_work_starts(dcgan, faces64):
     with pytest.raises(ValueError, match="cannot be combined"):
         SolverConfig(mean_of=2, restarts=2).validate()
     problem = _eyes_problem(faces64, 1)
-    with pytest.raises(ValueError, match="ilo_core.methods.Solve"):
+    with pytest.raises(ValueError, match="ilo_core.engine.methods.Solve"):
         ILOSolver(dcgan, problem.operator, problem.observation, default_config(dcgan, "inpaint"))
 
 
@@ -198,8 +198,8 @@ def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, face
 
 
 def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
-    from ilo_core.auto import work_steps
-    from ilo_core.studio import run_estimate
+    from ilo_core.engine.auto import work_steps
+    from ilo_core.frontends.page import run_estimate
 
     cost = {1: 0.010, DCGAN_FILL_STARTS: 0.025}   # seconds per step by batch size
     plain = run_estimate(dcgan, "super-resolution", "ilo", [50, 50, 50, 50], cost)

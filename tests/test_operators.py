@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import FACES, ROOT
-from ilo_core.operators import (CompressedSensing, Denoising, Inpainting, RandomInpainting,
+from ilo_core.physics.operators import (CompressedSensing, Denoising, Inpainting, RandomInpainting,
                                 SuperResolution, build_operator, linear_adjoint)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -85,7 +85,7 @@ def test_compressed_sensing_at_1024px_uses_under_1gb_extra_memory():
         import resource, torch
         torch.set_num_threads(2)
         x = torch.randn(1, 3, 1024, 1024)
-        from ilo_core.operators import CompressedSensing
+        from ilo_core.physics.operators import CompressedSensing
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         op = CompressedSensing((3, 1024, 1024), 0.1, seed=0)
         y = op.A(x)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.studio import OutputFolders, SessionRuns, method_labels
+from ilo_core.frontends.page import OutputFolders, SessionRuns, method_labels
 
 FACE = str(FACES / "astronaut_face.png")
 UPDATE = {"__type__": "update"}  # what an output that did not change returns
@@ -126,7 +126,7 @@ def test_the_page_cuts_a_photo_to_the_generators_face_frame_by_default(page, dcg
     import gradio as gr
     from gradio_client import handle_file
 
-    from ilo_core.alignment import align, aligned_crop
+    from ilo_core.photo.alignment import align, aligned_crop
 
     radios = [b for b in page[0].blocks.values() if isinstance(b, gr.Radio) and "Face alignment" in (b.label or "")]
     assert len(radios) == 1 and radios[0].value == "landmarks"
@@ -283,7 +283,7 @@ def test_a_13000_px_upload_is_refused_by_its_header_without_decoding(page, tmp_p
 
 
 def test_a_decompression_bomb_is_reported_as_too_large(tmp_path):
-    from ilo_core.images import ImageError, image_size
+    from ilo_core.photo.images import ImageError, image_size
 
     bomb = tmp_path / "huge.png"
     write_png_of_zeros(bomb, 20000, 20000)  # over PIL's own limit: PIL refuses even to open it

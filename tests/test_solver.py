@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from ilo_core.adam import Adam
-from ilo_core.config import SolverConfig
-from ilo_core.defaults import default_config
-from ilo_core.metrics import psnr01
-from ilo_core.operators import Inpainting, SuperResolution
-from ilo_core.reconstruction import Reconstruction
-from ilo_core.solver import ILOSolver, lr_schedule, solve
+from ilo_core.engine.adam import Adam
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.presets import default_config
+from ilo_core.physics.metrics import psnr01
+from ilo_core.physics.operators import Inpainting, SuperResolution
+from ilo_core.engine.reconstruction import Reconstruction
+from ilo_core.engine.solver import ILOSolver, lr_schedule, solve
 
 SR = SuperResolution(4, 64)
 
@@ -191,8 +191,8 @@ def test_restarts_keep_the_best_of_all(dcgan, faces64):
 
 
 def _inpaint_solver(dcgan, faces64, steps=(5, 5, 5, 5), **overrides):
-    from ilo_core.defaults import default_config
-    from ilo_core.problems import simulate
+    from ilo_core.engine.presets import default_config
+    from ilo_core.physics.problems import simulate
 
     mask = torch.zeros(64, 64, dtype=torch.bool)
     mask[36:52, 14:50] = True

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ilo_core.defaults import default_config
-from ilo_core.problems import simulate
-from ilo_core.spread import restart_spread, spread_heatmap
+from ilo_core.engine.presets import default_config
+from ilo_core.physics.problems import simulate
+from ilo_core.engine.spread import restart_spread, spread_heatmap
 
 
 @pytest.mark.parametrize("face", [0, 1])

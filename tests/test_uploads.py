@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from ilo_core.uploads import BlobStore
+from ilo_core.frontends.uploads import BlobStore
 
 
 def png(side: int = 64, seed: int = 0) -> bytes:

@@ -1,6 +1,6 @@
 """Every speed path of the engine, applied by one call: `accelerate(module)`.
 
-The models (`ilo_core.generators`, `ilo_core.perceptual.LPIPSNetwork`, the operators) are
+The models (`ilo_core.generators`, `ilo_core.perceptual.distance.LPIPSNetwork`, the operators) are
 plain, as in rosinality's and the `lpips` package's code; this package holds the faster
 forms of the same maps:
 
@@ -56,8 +56,8 @@ def accelerate(module: nn.Module, *, reference: bool | None = None) -> nn.Module
     from ilo_core.accelerate.resize import accelerate_super_resolution
     from ilo_core.generators.dcgan import DCGANGenerator
     from ilo_core.generators.stylegan2 import StyleGAN2Generator
-    from ilo_core.operators import SuperResolution
-    from ilo_core.perceptual import LPIPSNetwork
+    from ilo_core.physics.operators import SuperResolution
+    from ilo_core.perceptual.distance import LPIPSNetwork
 
     if isinstance(module, DCGANGenerator):
         from ilo_core.accelerate.dcgan import accelerate_dcgan

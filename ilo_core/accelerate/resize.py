@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ilo_core.operators import SuperResolution
+from ilo_core.physics.operators import SuperResolution
 
 MATRIX_MAX_LOW_RES = 256  # resizes run as matrix products up to this low-resolution side
 

@@ -34,10 +34,10 @@ from torch import Tensor
 
 from ilo_core.accelerate import accelerate
 from ilo_core.atomic import write_bytes
-from ilo_core.download import KNOWN, cache_root, cached_path, sha256_of
+from ilo_core.generators.download import KNOWN, cache_root, cached_path, sha256_of
 from ilo_core.generators import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.images import ImageError, regular_file
+from ilo_core.photo.images import ImageError, regular_file
 from ilo_core.generators.dcgan import DCGANGenerator
 from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
 from ilo_core.generators.stylegan2 import StyleGAN2Generator, check_against_tensors, check_config, infer_config
@@ -270,7 +270,7 @@ def load_named(name: str) -> StyleGAN2Generator:
 
 def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu", *,
                    reference: bool | None = None) -> SplitGenerator:
-    """'default' -> the embedded DigiFace DCGAN; a name of `ilo_core.download.KNOWN` (after
+    """'default' -> the embedded DigiFace DCGAN; a name of `ilo_core.generators.download.KNOWN` (after
     `python -m ilo_core download NAME`); a path -> a StyleGAN-2 checkpoint in any supported
     format (see the module notes). Raises ValueError in one line.
 

@@ -2,7 +2,7 @@
 
 The network is LPIPS's own: its input scaling, the ImageNet backbone's feature layers cut
 into its five slices, unit-normalised features, and its calibrated per-channel weights
-(`ilo_core.lpips_weights` says where they come from). It is built here instead of through
+(`ilo_core.perceptual.weights` says where they come from). It is built here instead of through
 `lpips.LPIPS`, which imports torchvision (and with it torch._dynamo: about 2 s) and
 initialises the whole ImageNet classifier at random only to keep its feature layers; the
 tests check both give the same distances. `get_lpips` shares one read-only network per
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ilo_core.accelerate import accelerate, reference_requested
-from ilo_core.lpips_weights import BACKBONE_FILES, SCALE, SHIFT, SLICES, calibration_weights, feature_layers, \
+from ilo_core.perceptual.weights import BACKBONE_FILES, SCALE, SHIFT, SLICES, calibration_weights, feature_layers, \
     load_backbone
 
 EPS = 1e-10  # LPIPS's normalize_tensor epsilon

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ilo_core.losses import measurement_mse
-from ilo_core.metrics import hole_mse01, mse01, paste_observed, psnr_from_mse
-from ilo_core.operators import Inpainting, Operator, SuperResolution, build_operator
-from ilo_core.perceptual import PerceptualDistance
+from ilo_core.engine.losses import measurement_mse
+from ilo_core.physics.metrics import hole_mse01, mse01, paste_observed, psnr_from_mse
+from ilo_core.physics.operators import Inpainting, Operator, SuperResolution, build_operator
+from ilo_core.perceptual.distance import PerceptualDistance
 
 
 @dataclass

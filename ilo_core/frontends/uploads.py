@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ilo_core.images import ImageError, image_size
+from ilo_core.photo.images import ImageError, image_size
 
 MAX_LAYERS = 8
 

@@ -1,11 +1,11 @@
 """Reproduce the paper's comparisons (Figure 2, Table 1) on any generator with one command.
 
-    python -m ilo_core.evaluate [--generator default|PATH] [--images DIR] [--quick] --out DIR
+    python -m ilo_core.evaluation.evaluate [--generator default|PATH] [--images DIR] [--quick] --out DIR
 
 Every image x task x level x method x seed becomes one record of `DIR/results.json`
 (true MSE and PSNR in [0, 1] pixel units, LPIPS alex, measurement MSE, seconds, steps);
 `DIR/report.md` holds the tables, Figure-2-style plots and a contact sheet
-(`ilo_core.report`). Observations are synthesized from clean images with recorded
+(`ilo_core.evaluation.report`). Observations are synthesized from clean images with recorded
 seeds, so every number can be reproduced. All iterative methods get the same total
 number of steps (ILO: `steps_per_layer` on each of four layers; CSGM: the sum). ILO's
 answer for holes and random pixels on the DCGAN is the mean of 6 starts solved as one batch
@@ -26,21 +26,21 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.alignment import align, aligned_crop
+from ilo_core.photo.alignment import align, aligned_crop
 from ilo_core.atomic import write_json
-from ilo_core.config import SolverConfig
-from ilo_core.defaults import METHODS as SOLVER_METHODS
-from ilo_core.defaults import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_mean_of, default_mean_rounds,
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.presets import METHODS as SOLVER_METHODS
+from ilo_core.engine.presets import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_mean_of, default_mean_rounds,
                                default_rounds, default_steps)
-from ilo_core.facecrop import face_crop
+from ilo_core.photo.facecrop import face_crop
 from ilo_core.generators import load_generator
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.images import ImageError, open_image, pil_to_tensor, save_image_atomic
-from ilo_core.methods import solve
-from ilo_core.perceptual import PerceptualDistance
-from ilo_core.problems import Problem, evaluate_batch, simulate
+from ilo_core.photo.images import ImageError, open_image, pil_to_tensor, save_image_atomic
+from ilo_core.engine.methods import solve
+from ilo_core.perceptual.distance import PerceptualDistance
+from ilo_core.physics.problems import Problem, evaluate_batch, simulate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FACES_DIR = ROOT / "assets" / "faces"
 HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
 CLASSICAL_INPAINTING = ("telea", "navier-stokes")  # OpenCV's cv2.inpaint: the baseline a fill must beat
@@ -57,7 +57,7 @@ CROPS = ("box", "landmarks")  # how the photos (--images, else the example faces
 class Setting:
     """One task at one measurement level."""
 
-    task: str                     # operator task name (ilo_core.operators.TASKS)
+    task: str                     # operator task name (ilo_core.physics.operators.TASKS)
     level: str                    # label: "10%", "sigma 25", "x4", "box", ...
     x: float                      # numeric level for plots (%, sigma, factor; 0 for masks)
     params: dict = field(default_factory=dict, hash=False)  # build_operator parameters
@@ -294,7 +294,7 @@ def run(generator: SplitGenerator, out: Path, *, images: list[EvalImage], settin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ilo_core.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ilo_core.evaluation.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", default="default", help="'default' (DigiFace DCGAN) or a StyleGAN-2 .pt")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     use_reference(args.reference)
     set_up_process()
-    from ilo_core.report import write_report
+    from ilo_core.evaluation.report import write_report
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if "bm3d" in methods and not bm3d_available():
         print("note: the PyPI package bm3d is not installed; BM3D is left out", file=sys.stderr)
     seeds = list(range(args.seeds))
-    meta = {"command": "python -m ilo_core.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "python -m ilo_core.evaluation.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
             "generator": args.generator, "generator_kind": generator.kind, "resolution": generator.resolution,
             "device": str(generator.device), "quick": args.quick, "align": args.align, "steps_per_layer": steps,
             "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),

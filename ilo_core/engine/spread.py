@@ -1,7 +1,7 @@
 """Where the reconstruction is guessing: K restarts as one batched solve, and their spread.
 
 The same problem is solved from K random starts at once (the batch dimension; a solve with
-`SolverConfig.mean_of` = K > 1 has them already, `ilo_core.methods.Solve.spread`); where the
+`SolverConfig.mean_of` = K > 1 has them already, `ilo_core.engine.methods.Solve.spread`); where the
 observations pin the image down the K results agree, and where they do not (a painted
 hole, unobserved detail) they differ. The per-pixel spread is the standard deviation over
 the K results, averaged over the colour channels, in [0, 1] pixel units.
@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 from torch import Tensor
 
-from ilo_core.config import SolverConfig
+from ilo_core.engine.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.methods import solve
-from ilo_core.operators import Inpainting, Operator
-from ilo_core.problems import Problem
+from ilo_core.engine.methods import solve
+from ilo_core.physics.operators import Inpainting, Operator
+from ilo_core.physics.problems import Problem
 
 
 SPREAD_STARTS = 4  # restarts solved for the spread where the solve itself has one start

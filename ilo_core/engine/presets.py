@@ -6,7 +6,7 @@ unconstrained): noises 300, 2000, 2000; latents 300, 500, 1000; state 500, 1000,
 LPIPS (VGG) joins MSE except for compressed sensing and for random inpainting with
 fewer than 20 % observed pixels.
 
-The DCGAN (64 px) defaults were tuned on real face photos with `python -m ilo_core.evaluate`
+The DCGAN (64 px) defaults were tuned on real face photos with `python -m ilo_core.evaluation.evaluate`
 (true MSE, equal step budgets): state radii 300 / 600 / 1200 (scaled to its much smaller
 feature maps; 0.5x and 2-3x were no better), and no LPIPS: at 64 px, AlexNet-LPIPS
 raised the true MSE of ILO by 1.2-2x on every task with an image view (random
@@ -14,7 +14,7 @@ inpainting at 25-50 %, box and painted masks, denoising).
 
 Holes and random pixels on the DCGAN are solved from DCGAN_FILL_STARTS = 6 random starts
 per image as one batch and the answer is their mean (`SolverConfig.mean_of`,
-`ilo_core.methods`): each start fills the missing pixels with a different plausible guess,
+`ilo_core.engine.methods`): each start fills the missing pixels with a different plausible guess,
 and their mean has the lower expected error. Measured (`scripts/fill_starts.py --starts 8`,
 64 px, 4 x 50 steps, 2 observation seeds), hole PSNR over box / eyes / strokes for the mean of
 1 / 4 / 6 / 8 starts, Telea beside: 2 example faces 15.51 / 16.73 / 16.86 / 16.97 dB (Telea
@@ -42,14 +42,14 @@ have no such cell (unchanged), the right half -0.03 to +0.02 dB. Freezing the 4 
 ILO's state on the DCGAN stays >= 0 (`SolverConfig.relu_range`, ILO and ilo-auto, every task):
 each of its state maps is a ReLU's output, so G_before never produces a negative entry, but
 the l1 ball alone let a round reach them. Against ILO without it ("ilo-signed" in
-`python -m ilo_core.evaluate`): painted holes' PSNR (mean of 6 starts, 3 seeds) +0.29 dB on the
+`python -m ilo_core.evaluation.evaluate`): painted holes' PSNR (mean of 6 starts, 3 seeds) +0.29 dB on the
 example faces (box / eyes / strokes 16.93 / 16.19 / 17.97 -> 17.14 / 16.42 / 18.40), +0.24 dB
 on 4 real faces not used for the choice (2 seeds), -0.08 dB on 2 generator samples; the other
 tasks' 17 settings (2 seeds), whole-image true MSE 0.91-1.02x on the example faces (15 lower,
 geometric mean 0.97x) and 0.93-1.07x on the samples (10 lower, 0.98x).
 
 Painted holes get DCGAN_FILL_DETAIL = 0.7 px of fill detail (`SolverConfig.fill_detail`,
-`ilo_core.detail`: the fine detail of the start nearest the mean put back into the averaged
+`ilo_core.engine.detail`: the fine detail of the start nearest the mean put back into the averaged
 hole). With the state kept >= 0 there is PSNR to spare for it: the small holes clear Telea by
 +1.69 dB (example faces) and +1.60 dB (unseen faces) with it, and the hole LPIPS drops below
 CSGM-MSE's (example faces' box 0.045 -> 0.037 against 0.042). Random pixels keep the plain
@@ -81,14 +81,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ilo_core.operators import TASKS
+from ilo_core.physics.operators import TASKS
 
 if TYPE_CHECKING:  # config.py takes its defaults from here
-    from ilo_core.config import SolverConfig
+    from ilo_core.engine.config import SolverConfig
     from ilo_core.generators.base import SplitGenerator
 
 # the one home of every default the page, the CLI, the evaluation and SolverConfig use
-# what the solver runs (CSGM: round 0 only; ilo-auto: ILO choosing its radii and rounds, `ilo_core.auto`)
+# what the solver runs (CSGM: round 0 only; ilo-auto: ILO choosing its radii and rounds, `ilo_core.engine.auto`)
 METHODS = ("ilo", "csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo-auto")
 ILO_METHODS = ("ilo", "ilo-auto")  # the methods that run ILO's rounds (the rest are CSGM: round 0 only)
 ROUNDS = 4                  # ILO rounds (the paper: the first four layers), fewer on a shallower generator
@@ -181,7 +181,7 @@ def default_config(generator: "SplitGenerator", task: str, method: str = "ilo", 
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    from ilo_core.config import SolverConfig
+    from ilo_core.engine.config import SolverConfig
 
     stylegan = generator.kind == "stylegan2"
     ilo_steps = list(steps) if steps is not None else default_steps(generator)

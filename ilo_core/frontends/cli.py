@@ -21,22 +21,22 @@ import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.alignment import METHODS as ALIGN_METHODS
-from ilo_core.alignment import align, aligned_crop, from_aligned, paste_back
+from ilo_core.photo.alignment import METHODS as ALIGN_METHODS
+from ilo_core.photo.alignment import align, aligned_crop, from_aligned, paste_back
 from ilo_core.atomic import write_json
-from ilo_core.defaults import METHODS
-from ilo_core.defaults import default_config
-from ilo_core.download import KNOWN, download
-from ilo_core.export import FrameRecorder
-from ilo_core.framing import answer_in_image, frame_in_image, framed_inpainting
+from ilo_core.engine.presets import METHODS
+from ilo_core.engine.presets import default_config
+from ilo_core.generators.download import KNOWN, download
+from ilo_core.frontends.export import FrameRecorder
+from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
 from ilo_core.generators import load_generator
 from ilo_core.generators.loading import convert_checkpoint
-from ilo_core.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
+from ilo_core.photo.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
                              read_mask, save_image_atomic, tensor_to_uint8)
-from ilo_core.methods import Solve
-from ilo_core.operators import TASKS
-from ilo_core.problems import Problem, evaluate, from_observation, simulate
-from ilo_core.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
+from ilo_core.engine.methods import Solve
+from ilo_core.physics.operators import TASKS
+from ilo_core.physics.problems import Problem, evaluate, from_observation, simulate
+from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 
 
 def _steps(text: str) -> list[int]:

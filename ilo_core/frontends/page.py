@@ -21,19 +21,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ilo_core.config import SolverConfig
-from ilo_core.auto import work_steps as auto_work_steps
-from ilo_core.defaults import DCGAN_FILL_DETAIL, default_config, default_mean_of
-from ilo_core.export import FrameRecorder
-from ilo_core.framing import framed_inpainting
-from ilo_core.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.auto import work_steps as auto_work_steps
+from ilo_core.engine.presets import DCGAN_FILL_DETAIL, default_config, default_mean_of
+from ilo_core.frontends.export import FrameRecorder
+from ilo_core.photo.framing import framed_inpainting
+from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
 from ilo_core.generators.base import FaceFrame, SplitGenerator
-from ilo_core.images import (ImageError, image_size, open_image, open_upright, pil_to_tensor, read_mask,
+from ilo_core.photo.images import (ImageError, image_size, open_image, open_upright, pil_to_tensor, read_mask,
                              save_image_atomic, tensor_to_uint8)
-from ilo_core.methods import Solve
-from ilo_core.operators import TASKS
-from ilo_core.problems import Problem, evaluate, from_observation, simulate
-from ilo_core.solver import ILOSolver
+from ilo_core.engine.methods import Solve
+from ilo_core.physics.operators import TASKS
+from ilo_core.physics.problems import Problem, evaluate, from_observation, simulate
+from ilo_core.engine.solver import ILOSolver
 
 METHOD_LABELS = {"ILO": "ilo", "ILO, auto radii": "ilo-auto", "CSGM-MSE (PULSE-style)": "csgm-mse", "CSGM-LPIPS": "csgm-lpips",
                  "CSGM-MSE+LPIPS": "csgm-mse-lpips", "Compare ILO vs CSGM-MSE": "compare"}
@@ -603,7 +603,7 @@ def run_estimate(generator: SplitGenerator, task: str, method: str, steps: list[
 
 def load_saved(path: str | Path, generator: SplitGenerator) -> tuple[np.ndarray, str]:
     """A saved result file -> its image re-rendered by `generator` (uint8) and a one-line note."""
-    from ilo_core.reconstruction import Reconstruction
+    from ilo_core.engine.reconstruction import Reconstruction
 
     try:
         saved = Reconstruction.load(path)

@@ -10,7 +10,7 @@ over the plausible fills; one start is one draw). The starts' per-pixel standard
 deviation is the spread (`spread`), at no extra cost. With `config.mean_rounds` = 2 each
 start also adds to the mean its best iterate of the round before its last (no extra cost:
 that round ran anyway). With `config.fill_detail` > 0 on inpainting, the mean gets one
-start's fine detail back inside the hole (`ilo_core.detail`).
+start's fine detail back inside the hole (`ilo_core.engine.detail`).
 Images are [B, 3, R, R] in [-1, 1].
 """
 
@@ -22,14 +22,14 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from ilo_core.auto import AutoChoice, AutoSolve
-from ilo_core.config import SolverConfig
-from ilo_core.detail import hole_detail, with_detail
+from ilo_core.engine.auto import AutoChoice, AutoSolve
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.detail import hole_detail, with_detail
 from ilo_core.generators.base import SplitGenerator, State
-from ilo_core.losses import measurement_mse
-from ilo_core.operators import Inpainting, Operator, as_operator
-from ilo_core.reconstruction import Reconstruction
-from ilo_core.solver import ILOSolver, Progress, rounds_before, with_earlier_rounds
+from ilo_core.engine.losses import measurement_mse
+from ilo_core.physics.operators import Inpainting, Operator, as_operator
+from ilo_core.engine.reconstruction import Reconstruction
+from ilo_core.engine.solver import ILOSolver, Progress, rounds_before, with_earlier_rounds
 
 
 class Solve:

@@ -1,6 +1,6 @@
 """`report.md` of an evaluation folder: tables, Figure-2-style plots and a contact sheet.
 
-Reads only `results.json` and `images/*.png`, so `python -m ilo_core.report DIR` can
+Reads only `results.json` and `images/*.png`, so `python -m ilo_core.evaluation.report DIR` can
 rebuild the report of a finished (or interrupted) run.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ilo_core.atomic import atomic_write, write_text
-from ilo_core.defaults import MEAN_ROUNDS_OBSERVED_BELOW, METHODS
-from ilo_core.images import save_image_atomic
+from ilo_core.engine.presets import MEAN_ROUNDS_OBSERVED_BELOW, METHODS
+from ilo_core.photo.images import save_image_atomic
 
 CSGM = tuple(m for m in METHODS if m.startswith("csgm"))
 TASK_TITLES = {"random-inpaint": "Inpainting, random pixels (x: % observed)", "inpaint": "Inpainting, masks",
@@ -273,7 +273,7 @@ def write_report(out: Path, data: dict) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m ilo_core.report DIR   (a folder written by python -m ilo_core.evaluate)")
+        print("usage: python -m ilo_core.evaluation.report DIR   (a folder written by python -m ilo_core.evaluation.evaluate)")
         return 2
     out = Path(args[0])
     print(write_report(out, json.loads((out / "results.json").read_text())))

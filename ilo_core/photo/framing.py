@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ilo_core.alignment import (Alignment, aligned_crop, aligned_mask, box_quad, framed_quad, from_aligned,
+from ilo_core.photo.alignment import (Alignment, aligned_crop, aligned_mask, box_quad, framed_quad, from_aligned,
                                 quad_from_landmarks, small_image_landmarks)
 from ilo_core.generators.base import FaceFrame
-from ilo_core.images import pil_to_tensor
-from ilo_core.operators import Inpainting
+from ilo_core.photo.images import pil_to_tensor
+from ilo_core.physics.operators import Inpainting
 
 FRAME_TOLERANCE = 0.05  # a square whose corners are within this share of the side of the image's is the image
 PLAUSIBLE_SIDES = (0.5, 2.0)  # a square outside these shares of the image's side is a misdetection

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "weights"
 BACKBONE_FILES = {
     "alex": ["lpips_alex_backbone.safetensors"],
     "vgg": ["lpips_vgg_backbone-1-of-2.safetensors", "lpips_vgg_backbone-2-of-2.safetensors"],

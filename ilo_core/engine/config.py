@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Sequence
 
-from ilo_core.defaults import LEARNING_RATE, METHODS, MSE_WEIGHT, ROUNDS, STEPS_PER_ROUND, STYLEGAN_GEODESIC_WEIGHT
+from ilo_core.engine.presets import LEARNING_RATE, METHODS, MSE_WEIGHT, ROUNDS, STEPS_PER_ROUND, STYLEGAN_GEODESIC_WEIGHT
 
 RADIUS_GROUPS = ("latents", "noises", "state")
 
@@ -36,7 +36,7 @@ class SolverConfig:
     range_projection_steps: int = 0                   # Algorithm 1 line 5 after each round (0 = off)
     restarts: int = 1                                 # random restarts; the best by measurement MSE wins
     mean_of: int = 1                                  # random starts per image solved as one batch, the answer
-                                                      # their mean image (`ilo_core.methods.Solve`); 1 = one start
+                                                      # their mean image (`ilo_core.engine.methods.Solve`); 1 = one start
     mean_rounds: int = 1                              # each start adds to the mean its best iterates after this
                                                       # many rounds, its own and the ones before it (2: its last
                                                       # two rounds'); 1 = its best iterate only
@@ -47,7 +47,7 @@ class SolverConfig:
                                                       # `nonnegative_state`) stay >= 0, the range of the
                                                       # layers before them; False = unconstrained sign
     fill_detail: float = 0.0                          # with mean_of > 1 on inpainting: sigma (px) of the start's
-                                                      # high frequencies put back in the hole (`ilo_core.detail`);
+                                                      # high frequencies put back in the hole (`ilo_core.engine.detail`);
                                                       # 0 = the plain mean
     seed: int = 0                                     # seeds the initial variables
     preview_every: int = 10                           # send the current image every N steps

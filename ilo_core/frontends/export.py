@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from ilo_core.atomic import write_bytes
-from ilo_core.images import tensor_to_uint8
+from ilo_core.photo.images import tensor_to_uint8
 
 
 def label_frame(image: Tensor, text: str, size: int = 256) -> np.ndarray:

@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ilo_core.facecrop import face_box
+from ilo_core.photo.facecrop import face_box
 from ilo_core.generators.base import FaceFrame
-from ilo_core.images import center_box
+from ilo_core.photo.images import center_box
 
 METHODS = ("landmarks", "box", "center")
 MOUTH_FROM_NOSE = 1.45

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ilo_core.images import center_box
+from ilo_core.photo.images import center_box
 
 
 def face_box(image: Image.Image, enlarge: float = 1.5) -> tuple[tuple[int, int, int, int], str]:

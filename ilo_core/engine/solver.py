@@ -7,7 +7,7 @@
                      projected Adam inside l1 balls around their starting values (line 4)
                      optionally project h back to the range of G_before_s (line 5)
     answer           the best iterate by measurement MSE (line 7); with `config.mean_rounds` > 1
-                     the answer (`ilo_core.methods.Solve`) also averages the best iterates after
+                     the answer (`ilo_core.engine.methods.Solve`) also averages the best iterates after
                      the rounds before that one's (`with_earlier_rounds`)
 
 With `config.hole_block` > 0 on a painted hole, the cells of coarse state maps (cells of at
@@ -33,14 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ilo_core.adam import Adam
-from ilo_core.config import SolverConfig
+from ilo_core.engine.adam import Adam
+from ilo_core.engine.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator, State, Variables
-from ilo_core.losses import geodesic_loss, measurement_mse
-from ilo_core.operators import Inpainting, Operator, as_operator
-from ilo_core.perceptual import PerceptualDistance
-from ilo_core.projections import project_l1_ball, project_sphere
-from ilo_core.reconstruction import Reconstruction
+from ilo_core.engine.losses import geodesic_loss, measurement_mse
+from ilo_core.physics.operators import Inpainting, Operator, as_operator
+from ilo_core.perceptual.distance import PerceptualDistance
+from ilo_core.engine.constraints import project_l1_ball, project_sphere
+from ilo_core.engine.reconstruction import Reconstruction
 
 
 @dataclass
@@ -106,13 +106,13 @@ class ILOSolver:
                  config: SolverConfig | None = None, radius_scales: Tensor | None = None) -> None:
         """operator: an `Operator`, or any object with a differentiable `.A` (see `as_operator`);
         radius_scales: [B] factors on every l1 radius, one per batch item (candidate settings
-        solved as one batch, `ilo_core.auto`); None = 1."""
+        solved as one batch, `ilo_core.engine.auto`); None = 1."""
         self.generator = generator
         self.operator = operator = as_operator(operator)
         self.A = operator.A
         self.config = (config or SolverConfig()).validate(generator.num_layers)
         if self.config.mean_of != 1:
-            raise ValueError("mean_of > 1 (the mean of several starts) is run by ilo_core.methods.Solve")
+            raise ValueError("mean_of > 1 (the mean of several starts) is run by ilo_core.engine.methods.Solve")
         self.y = observation.to(generator.device)
         self.batch = self.y.shape[0]
         cfg = self.config

@@ -1,4 +1,4 @@
-"""`python -m ilo_core.benchmark`: per split point, the cost of the generator pass and of
+"""`python -m ilo_core.evaluation.benchmark`: per split point, the cost of the generator pass and of
 one ILO step, against this machine's measured matmul throughput.
 
 For each split: FLOPs of forward + input-gradient (counted with torch's FlopCounterMode),
@@ -30,11 +30,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ilo_core.accelerate import accelerate, set_up_process, use_reference
 from ilo_core.accelerate.packed_conv import flop_formulas
-from ilo_core.config import SolverConfig
-from ilo_core.defaults import default_rounds
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.presets import default_rounds
 from ilo_core.generators import SplitGenerator, StyleGAN2Generator, load_generator, resolve_device
-from ilo_core.operators import SuperResolution
-from ilo_core.solver import ILOSolver
+from ilo_core.physics.operators import SuperResolution
+from ilo_core.engine.solver import ILOSolver
 
 
 def _sync(device: torch.device | None) -> None:
