@@ -26,10 +26,12 @@ import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.photo.alignment import METHODS as ALIGNMENT_METHODS
-from ilo_core.engine.presets import (DCGAN_FILL_DETAIL, DCGAN_RADII, LEARNING_RATE, MSE_WEIGHT, STYLEGAN_RADII,
-                               default_geodesic_weight, default_lpips_weight, default_rounds, default_steps)
-from ilo_core.generators import SplitGenerator, load_generator
+from ilo_core.photo.alignment import ALIGNMENTS
+from ilo_core.engine.config import LEARNING_RATE, MSE_WEIGHT
+from ilo_core.engine.presets import (default_fill_detail, default_geodesic_weight, default_lpips_weight, default_radii,
+                                     default_rounds, default_steps)
+from ilo_core.generators import SplitGenerator
+from ilo_core.checkpoints import load_generator
 from ilo_core.photo.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 from ilo_core.perceptual.distance import get_lpips
 from ilo_core.frontends.uploads import BlobStore
@@ -40,7 +42,6 @@ from ilo_core.frontends.page import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABE
                              whole_number)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-ALIGNMENTS = list(ALIGNMENT_METHODS)
 # the results table: headers and numbers never break inside a word, and a narrow screen scrolls it sideways
 PAGE_CSS = (".prose table th, .prose table td { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }"
             " .prose table { display: block; max-width: 100%; overflow-x: auto; }")
@@ -121,7 +122,8 @@ def shown(image, size: int = 256):
 
 
 def radius_groups(generator: SplitGenerator) -> dict[str, list]:
-    return STYLEGAN_RADII if generator.kind == "stylegan2" else {"state": DCGAN_RADII["state"]}
+    """The generator's own radii per group, one per layer; a group it never constrains has no sliders."""
+    return {g: v for g, v in default_radii(generator).items() if any(x is not None for x in v)}
 
 
 def example_paths(generator: SplitGenerator, folder: Path) -> list[str]:
@@ -266,7 +268,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     lr = gr.Slider(0.001, 1.0, value=LEARNING_RATE, step=0.001, label="Learning rate")
                     seed = RawNumber(value=0, label="Seed (a whole number)")
                     l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
-                    detail = gr.Slider(0, 2, value=DCGAN_FILL_DETAIL, step=0.1, label="Fill detail (px, painted holes)",
+                    detail = gr.Slider(0, 2, value=default_fill_detail(generator), step=0.1, label="Fill detail (px, painted holes)",
                                        info="the answer is the mean of several starts, blurred where they "
                                             "disagree: put back one start's detail finer than this into the hole "
                                             "(sharper, a little further from the truth); 0 = the plain mean")
@@ -477,7 +479,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         def guessing(problem, configs, table: str, spread=None):
             """The spread of the first method's starts as a heat map (after the result): the
             result's own (a mean of several starts), else 4 restarts solved now."""
-            starts = next(iter(configs.values())).mean_of if spread is not None else SPREAD_STARTS
+            starts = next(iter(configs.values())).estimate.starts if spread is not None else SPREAD_STARTS
             if spread is None:
                 yield {status: table + f"\n\nSolving from {starts} random starts to show where it is guessing…"}
                 _, spread = restart_spread(generator, problem, next(iter(configs.values())))

@@ -1,4 +1,4 @@
-"""Files are written whole or not at all.
+"""Files are written whole or not at all; a path is read only when it is a regular file (`regular_file`).
 
 `atomic_write(path)` yields a binary file. On Linux it is an unnamed file in the target's
 folder (O_TMPFILE): until the body succeeds it has no name, so an error, an exception or
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -74,3 +75,18 @@ def write_json(data: object, path: str | Path) -> None:
 
 def write_text(text: str, path: str | Path) -> None:
     write_bytes(text.encode(), path)
+
+
+def regular_file(path: Path, what: str, error: type[ValueError] = ValueError) -> None:
+    """`error` (a ValueError) unless `path` is an existing regular file (a FIFO, a device such as /dev/zero
+    or a folder is named as such: it is never read)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise error(f"no such {what}: {path}") from None
+    except OSError as err:
+        raise error(f"cannot read {path}: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise error(f"{path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise error(f"{path} is not a regular file but a device, pipe or socket: it was not read")

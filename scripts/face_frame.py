@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ilo_core.photo.alignment import measure_face_frame  # noqa: E402
-from ilo_core.generators import load_generator  # noqa: E402
+from ilo_core.checkpoints import load_generator  # noqa: E402
 from ilo_core.photo.images import tensor_to_uint8  # noqa: E402
 
 

@@ -89,7 +89,9 @@ def engine_paths(dcgan, image) -> dict[str, torch.Tensor]:
     cfg = default_config(dcgan, "super-resolution", "ilo", steps=[3, 3, 3, 3], seed=2)
     results, spread = restart_spread(dcgan, sr, cfg, 3)
     out["spread/restarts/results"], out["spread/restarts/spread"] = results.cpu(), spread.cpu()
-    cfg = default_config(dcgan, "denoise", "ilo", steps=[3, 3, 3, 3], seed=4, restarts=2)
+    config_fields = find("SolverConfig", "ilo_core.engine.config", "ilo_core.config").__dataclass_fields__
+    two_runs = {"best_of": 2} if "estimate" in config_fields else {"restarts": 2}
+    cfg = default_config(dcgan, "denoise", "ilo", steps=[3, 3, 3, 3], seed=4, **two_runs)
     noisy = simulate("denoise", image, seed=3, sigma=25)
     out["ilo/denoise/best_of_2_restarts"] = finished(Solve(dcgan, noisy.operator, noisy.observation, cfg)).images().cpu()
     return out
@@ -156,8 +158,8 @@ def posed(dcgan, value, task, degraded, settings):
     try:
         from ilo_core.photo.intake import PhotoTask, take_photo
     except ImportError:
-        from ilo_core.studio import pose_problem, read_editor, repair
-
+        pose_problem, read_editor, repair = (find(name, "ilo_core.frontends.page", "ilo_core.studio")
+                                             for name in ("pose_problem", "read_editor", "repair"))
         inputs = read_editor(value, dcgan.resolution, "landmarks", frame=dcgan.face_frame)
         problem = pose_problem(inputs, task, degraded, device=dcgan.device, **settings)
         return problem, lambda result: repair(inputs, result, task)
@@ -197,7 +199,7 @@ def main() -> int:
             print(f"{key:45s} {'bit-identical' if equal else f'{(x - y).abs().max().item():.2e}'}")
         print(f"{same} of {len(a)} outputs bit-identical ({len(set(b) - set(a))} only in the second file)")
         return 0 if same == len(a) == len(b) else 1
-    from ilo_core.generators import load_generator
+    load_generator = find("load_generator", "ilo_core.checkpoints", "ilo_core.generators")
 
     load_image = find("load_image", "ilo_core.photo.images", "ilo_core.images")
     PerceptualDistance = find("PerceptualDistance", "ilo_core.perceptual", "ilo_core.perceptual.distance")

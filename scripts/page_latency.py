@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     import app
     from gradio_client import Client, handle_file
-    from ilo_core.generators import load_generator
+    from ilo_core.checkpoints import load_generator
 
     demo = app.build_demo(load_generator())
     with socket.socket() as s:

@@ -9,7 +9,7 @@ import torch
 
 from ilo_core.engine.presets import default_config
 from ilo_core.evaluation.evaluate import evaluation_images
-from ilo_core.generators import load_generator
+from ilo_core.checkpoints import load_generator
 from ilo_core.physics.problems import evaluate_batch, simulate
 from ilo_core.engine.solver import solve
 

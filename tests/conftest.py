@@ -22,7 +22,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def dcgan():
     """The embedded DCGAN as the engine uses it (accelerated)."""
-    from ilo_core.generators import load_generator
+    from ilo_core.checkpoints import load_generator
 
     return load_generator("default", reference=False)
 
@@ -38,7 +38,7 @@ def dcgan_plain():
 @pytest.fixture(scope="session")
 def stylegan64_plain(tmp_path_factory):
     """rosinality's 64 px StyleGAN-2 as the plain model (per-sample modulated weights)."""
-    from ilo_core.generators.loading import load_stylegan2
+    from ilo_core.checkpoints.loading import load_stylegan2
 
     return load_stylegan2(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
 
@@ -47,7 +47,7 @@ def stylegan64_plain(tmp_path_factory):
 def stylegan64(tmp_path_factory):
     """The same weights as the engine uses them (accelerated)."""
     from ilo_core.accelerate import accelerate
-    from ilo_core.generators.loading import load_stylegan2
+    from ilo_core.checkpoints.loading import load_stylegan2
 
     gen = load_stylegan2(REFERENCE / "rosinality_g64.pt", cache_dir=tmp_path_factory.mktemp("fit"))
     return accelerate(gen, reference=False)

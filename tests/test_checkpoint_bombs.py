@@ -17,12 +17,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ilo_core.generators.loading import CheckpointError, load_stylegan2
+from ilo_core.checkpoints.loading import CheckpointError, load_stylegan2
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import resource, sys
-from ilo_core.generators.loading import load_stylegan2
+from ilo_core.checkpoints.loading import load_stylegan2
 if sys.argv[1] != "bare":
     try:
         load_stylegan2(sys.argv[1], cache_dir=sys.argv[2])

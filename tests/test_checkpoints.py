@@ -19,7 +19,7 @@ ADA = REFERENCE / "ada_g64.pkl"
 
 @pytest.fixture(scope="module")
 def ada(tmp_path_factory):
-    from ilo_core.generators.loading import load_stylegan2
+    from ilo_core.checkpoints.loading import load_stylegan2
 
     return load_stylegan2(ADA, cache_dir=tmp_path_factory.mktemp("fit"))
 
@@ -77,7 +77,7 @@ def test_the_conv_clamp_is_honoured(ada, ada_reference):
 
 
 def test_a_pickle_with_one_extra_forbidden_global_is_refused_and_nothing_runs(tmp_path):
-    from ilo_core.generators import load_generator
+    from ilo_core.checkpoints import load_generator
 
     marker = tmp_path / "marker"
     data = ADA.read_bytes()
@@ -100,8 +100,8 @@ def test_a_pickle_with_one_extra_forbidden_global_is_refused_and_nothing_runs(tm
     (lambda g: setattr(g, "class_name", "Discriminator"), "not a StyleGAN-2 Generator"),
 ])
 def test_unsupported_networks_are_refused_in_one_line(change, message):
-    from ilo_core.generators.nvlabs import UnsupportedNetwork, to_rosinality
-    from ilo_core.generators.safe_pickle import load_records
+    from ilo_core.checkpoints.nvlabs import UnsupportedNetwork, to_rosinality
+    from ilo_core.checkpoints.safe_pickle import load_records
 
     records = load_records(ADA)
     change(records["G_ema"])
@@ -114,7 +114,7 @@ def test_unsupported_networks_are_refused_in_one_line(change, message):
 def test_the_restricted_unpickler_refuses_every_other_global(tmp_path, value):
     import pickle
 
-    from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
+    from ilo_core.checkpoints.safe_pickle import UnsafePickleError, load_records
 
     (tmp_path / "x.pkl").write_bytes(pickle.dumps(value))
     with pytest.raises(UnsafePickleError):
@@ -124,9 +124,9 @@ def test_the_restricted_unpickler_refuses_every_other_global(tmp_path, value):
 def test_convert_round_trip_renders_identically_and_records_its_source(ada, tmp_path):
     import hashlib
 
-    from ilo_core.generators import load_generator
-    from ilo_core.generators.converted import metadata
-    from ilo_core.generators.loading import convert_checkpoint
+    from ilo_core.checkpoints import load_generator
+    from ilo_core.checkpoints.converted import metadata
+    from ilo_core.checkpoints.loading import convert_checkpoint
 
     target = tmp_path / "ada.safetensors"
     convert_checkpoint(ADA, target)
@@ -166,7 +166,7 @@ def test_convert_of_a_rosinality_file_and_the_cli(tmp_path):
 def test_a_safetensors_file_that_is_not_a_generator_is_a_clear_error(tmp_path):
     from safetensors.torch import save_file
 
-    from ilo_core.generators import load_generator
+    from ilo_core.checkpoints import load_generator
 
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not an ILO Studio generator"):
@@ -174,8 +174,8 @@ def test_a_safetensors_file_that_is_not_a_generator_is_a_clear_error(tmp_path):
 
 
 def test_a_downloaded_name_loads_from_the_cache_and_is_converted_once(tmp_path, monkeypatch):
-    from ilo_core.generators.download import cached_path
-    from ilo_core.generators import load_generator
+    from ilo_core.checkpoints.download import cached_path
+    from ilo_core.checkpoints import load_generator
 
     monkeypatch.setenv("ILO_CACHE", str(tmp_path))
     with pytest.raises(ValueError, match="run `python -m ilo_core download afhqcat-512` first"):

@@ -91,7 +91,8 @@ def test_a_pickle_with_a_forbidden_global_is_refused_and_nothing_of_it_runs(tmp_
 
 
 def test_a_rosinality_training_checkpoint_with_args_loads(tmp_path):
-    from ilo_core.generators import StyleGAN2Generator, load_generator
+    from ilo_core.generators import StyleGAN2Generator
+    from ilo_core.checkpoints import load_generator
 
     g = StyleGAN2Generator(size=8, n_mlp=2)
     with torch.no_grad():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ilo_core.generators.download import KNOWN, Checkpoint, DownloadError, download
+from ilo_core.checkpoints.download import KNOWN, Checkpoint, DownloadError, download
 
 PAYLOAD = pickle.dumps(os.urandom(3 * 1024 * 1024 + 123), protocol=4)  # a whole pickle, as a checkpoint is
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,7 +215,7 @@ def test_a_published_size_the_server_contradicts_is_refused_before_writing(serve
 def test_too_little_free_disk_space_is_said_before_writing(server, tmp_path, monkeypatch):
     import shutil
 
-    from ilo_core.generators import download as module
+    from ilo_core.checkpoints import download as module
 
     s = server()
     usage = shutil.disk_usage(tmp_path)
@@ -234,7 +234,7 @@ def test_a_broken_file_already_under_the_final_name_is_fetched_again(server, tmp
 def test_two_processes_downloading_one_name_leave_one_whole_file(server, tmp_path):
     """The second process waits for the first (one lock per name) and uses its file."""
     s = server(mode="slow")
-    code = ("import sys; from ilo_core.generators.download import Checkpoint, download; from pathlib import Path; "
+    code = ("import sys; from ilo_core.checkpoints.download import Checkpoint, download; from pathlib import Path; "
             f"known = {{'tiny': Checkpoint('tiny', {s.url!r}, 64, 'x')}}; "
             "p = download('tiny', Path(sys.argv[1]), known, on_wait=lambda m: print(m, file=sys.stderr)); "
             "print(p.stat().st_size)")

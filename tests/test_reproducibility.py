@@ -20,7 +20,7 @@ TASKS = {"inpaint": dict(mask="box"), "random-inpaint": dict(observed=0.2), "sup
 def digests(seed: int = 3) -> dict[str, str]:
     """sha256 of each task's result (embedded DCGAN, 4 x 3 steps, defaults incl. SNA for denoising)."""
     from ilo_core.engine.presets import default_config
-    from ilo_core.generators import load_generator
+    from ilo_core.checkpoints import load_generator
     from ilo_core.photo.images import load_image
     from ilo_core.physics.problems import simulate
     from ilo_core.engine.methods import solve

@@ -27,7 +27,16 @@ import warnings
 import torch
 from torch import nn
 
+from ilo_core.accelerate.dcgan import accelerate_dcgan
+from ilo_core.accelerate.lpips import AcceleratedLPIPS
+from ilo_core.accelerate.memory import keep_freed_memory
 from ilo_core.accelerate.packed_conv import agree, outputs_and_input_gradient
+from ilo_core.accelerate.resize import accelerate_super_resolution
+from ilo_core.accelerate.stylegan2 import accelerate_stylegan2
+from ilo_core.generators.dcgan import DCGANGenerator
+from ilo_core.generators.stylegan2 import StyleGAN2Generator
+from ilo_core.perceptual.network import LPIPSNetwork
+from ilo_core.physics.operators import SuperResolution
 
 REFERENCE_ENV = "ILO_REFERENCE"
 AGREEMENT = 1e-4  # relative: the fast form's probe output and input gradient vs the plain one's
@@ -53,20 +62,11 @@ def accelerate(module: nn.Module, *, reference: bool | None = None) -> nn.Module
     """
     if reference_requested() if reference is None else reference:
         return module
-    from ilo_core.accelerate.resize import accelerate_super_resolution
-    from ilo_core.generators.dcgan import DCGANGenerator
-    from ilo_core.generators.stylegan2 import StyleGAN2Generator
-    from ilo_core.physics.operators import SuperResolution
-    from ilo_core.perceptual.distance import LPIPSNetwork
-
     if isinstance(module, DCGANGenerator):
-        from ilo_core.accelerate.dcgan import accelerate_dcgan
         return _checked(module, accelerate_dcgan)
     if isinstance(module, StyleGAN2Generator):
-        from ilo_core.accelerate.stylegan2 import accelerate_stylegan2
         return _checked(module, accelerate_stylegan2)
     if isinstance(module, LPIPSNetwork):
-        from ilo_core.accelerate.lpips import AcceleratedLPIPS
         return AcceleratedLPIPS(module)
     if isinstance(module, SuperResolution):
         return accelerate_super_resolution(module)
@@ -113,5 +113,4 @@ def set_up_process() -> bool:
     is set. Returns whether the malloc tuning is in effect."""
     if reference_requested():
         return False
-    from ilo_core.accelerate.memory import keep_freed_memory
     return keep_freed_memory()

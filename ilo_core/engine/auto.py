@@ -17,8 +17,9 @@ here otherwise. `auto_solve` chooses by held-out measurement error:
    lowest estimated error wins if it beats the default schedule's by EVIDENCE standard
    errors (paired, over BLOCK x BLOCK pixel blocks: neighbouring pixels' errors are not
    independent); else the default is kept (and the result is then bit-identical to plain ILO's).
-   With several starts per image (`starts`, `SolverConfig.mean_of`) the candidates are
-   scored on the mean of the starts (the answer), and one choice serves them all. With
+   With several starts per image (`Estimate.starts`) the candidates are scored on the mean of
+   the iterates the answer pools (`Estimator.pooled`; the plain mean, without fill detail),
+   and one choice serves all of an image's starts. With
    fewer than MIN_HELD_OUT held-out entries per image (random pixels at 10 % or less of a
    64 px image, compressed sensing at 10 % or less, super-resolution x4 and x8 there) the
    estimates cannot tell the candidates apart: no candidates run and the answer is ILO's
@@ -45,7 +46,8 @@ from torch import Tensor
 from ilo_core.engine.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.physics.operators import Inpainting, Operator, RandomInpainting, as_operator
-from ilo_core.engine.solver import ILOSolver, Progress, with_earlier_rounds
+from ilo_core.engine.estimate import Estimate, Estimator
+from ilo_core.engine.solver import ILOSolver, Progress
 
 SCALES = (0.25, 1.0, 4.0)       # candidate factors on every l1 radius
 CANDIDATE_STEP_FRACTION = 0.4   # candidates run rounds >= 1 with this fraction of the steps
@@ -196,17 +198,19 @@ class AutoSolve:
     `solver.best` hold the result once it is exhausted."""
 
     def __init__(self, generator: SplitGenerator, operator: Operator | object, observation: Tensor,
-                 config: SolverConfig, seed: int = 0, scales: tuple[float, ...] = SCALES, starts: int = 1) -> None:
+                 config: SolverConfig, seed: int = 0, scales: tuple[float, ...] = SCALES,
+                 estimate: Estimate = Estimate()) -> None:
         self.generator, self.operator = generator, as_operator(operator)
         self.observation = observation.to(generator.device)
         self.config = config.validate(generator.num_layers)
-        if self.config.rounds < 2 or self.config.restarts != 1:
-            raise ValueError("ilo-auto needs an ILO schedule of at least 2 rounds and one restart")
+        if self.config.rounds < 2 or estimate.best_of != 1:
+            raise ValueError("ilo-auto needs an ILO schedule of at least 2 rounds and one run (best_of 1)")
+        starts = estimate.starts
         if starts < 1 or self.observation.shape[0] % starts:
             raise ValueError(f"{self.observation.shape[0]} observation rows cannot be {starts} starts per image")
         # rows b * starts .. (b + 1) * starts - 1 are the starts of image b, whose answer is their mean:
         # the candidates are scored on that mean and image b's choice serves all its starts
-        self.starts = starts
+        self.starts, self.estimate = starts, estimate
         self.seed, self.scales = seed, tuple(float(s) for s in scales)
         self.solver = ILOSolver(generator, self.operator, self.observation, self.config)
         self.choices: list[AutoChoice] = []
@@ -263,16 +267,17 @@ class AutoSolve:
         images_n = batch // s
         targets = _tile(self.observation[::s], k)
         errors: dict[int, Tensor] = {}
-        # (with mean_rounds the answer also averages each start's earlier rounds, round 0 the shared one's)
+        # (with rounds averaged the answer also pools each start's earlier rounds, round 0 the shared one's)
         history = [list(self.solver.best_after_round[0]) * k, *candidates.best_after_round[1:]]
-        nan = torch.full((3, res, res), math.nan)
+        nan = torch.full((1, 3, res, res), math.nan)
+        scoring = Estimator(replace(self.estimate, fill_detail=0.0), k * images_n)  # the plain mean
         for r in range(1, cfg.rounds):
             if len(candidates.best_after_round) <= r:
                 break  # a NaN stopped the candidates
-            groups = with_earlier_rounds(candidates.best_after_round[r], history, cfg.mean_rounds)
-            answers = torch.stack([
-                torch.cat([it.image for g in groups[j * s:(j + 1) * s] for it in g]).mean(0)
-                if all(groups[j * s:(j + 1) * s]) else nan for j in range(k * images_n)]).to(observations.device)
+            rows = candidates.best_after_round[r]
+            answers = torch.cat([nan if any(row is None for row in rows[j * s:(j + 1) * s]) or answer is None
+                                 else answer for j, answer in enumerate(scoring.answers(rows, history))]
+                                ).to(observations.device)
             with torch.no_grad():
                 errors[r] = (self.operator.A(answers) - targets).square()
         if len(errors) < cfg.rounds - 1:
@@ -330,7 +335,7 @@ def _tile(t: Tensor, k: int) -> Tensor:
 
 
 def auto_solve(generator: SplitGenerator, operator: Operator | object, observation: Tensor, config: SolverConfig,
-               seed: int = 0) -> AutoSolve:
+               seed: int = 0) -> AutoSolve:  # one start per image
     """Run a whole self-tuned solve (see the module notes); returns the finished `AutoSolve`."""
     auto = AutoSolve(generator, operator, observation, config, seed)
     for _ in auto.run():

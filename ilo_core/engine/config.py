@@ -1,4 +1,7 @@
-"""The solver's configuration: one `SolverConfig`, validated before any work starts."""
+"""The solver's configuration: one `SolverConfig`, validated before any work starts.
+
+The paper's values (appendix 7.3) are the defaults of its fields; what a generator, a task and
+a method change is `ilo_core.engine.presets`."""
 
 from __future__ import annotations
 
@@ -7,9 +10,17 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Sequence
 
-from ilo_core.engine.presets import LEARNING_RATE, METHODS, MSE_WEIGHT, ROUNDS, STEPS_PER_ROUND, STYLEGAN_GEODESIC_WEIGHT
+from ilo_core.engine.estimate import LEGACY_NAMES, Estimate
 
 RADIUS_GROUPS = ("latents", "noises", "state")
+# what the solver runs (CSGM: round 0 only; ilo-auto: ILO choosing its radii and rounds, `ilo_core.engine.auto`)
+SOLVER_METHODS = ("ilo", "csgm-mse", "csgm-lpips", "csgm-mse-lpips", "ilo-auto")
+ILO_METHODS = ("ilo", "ilo-auto")  # the methods that run ILO's rounds (the rest are CSGM: round 0 only)
+ROUNDS = 4                  # ILO rounds (the paper: the first four layers), fewer on a shallower generator
+STEPS_PER_ROUND = 50        # Adam steps per round (paper appendix 7.3)
+LEARNING_RATE = 0.1         # Adam's base learning rate (ramp-up, cosine ramp-down)
+MSE_WEIGHT = 1.0
+GEODESIC_WEIGHT = 0.01      # geocross on the active latent rows (the paper's StyleGAN-2 value)
 
 
 @dataclass
@@ -27,28 +38,23 @@ class SolverConfig:
     radii: dict[str, Sequence[float | None]] = field(default_factory=dict)  # group -> per-round radius
     mse_weight: float = MSE_WEIGHT                    # measurement MSE
     lpips_weight: float = 1.0                         # LPIPS on the operator's perceptual view
-    geodesic_weight: float = STYLEGAN_GEODESIC_WEIGHT  # geocross on the active latent rows
+    geodesic_weight: float = GEODESIC_WEIGHT          # geocross on the active latent rows
     lpips_net: str = "vgg"                            # "vgg" or "alex"
     lpips_size: int | None = 256                      # LPIPS input size (None = native)
     sna: bool = False                                 # stochastic noise addition (denoising)
     spherical_projection: bool = True                 # keep latent rows / noise maps on their spheres
     l1_projection: bool = True                        # project onto the l1 balls of `radii`
     range_projection_steps: int = 0                   # Algorithm 1 line 5 after each round (0 = off)
-    restarts: int = 1                                 # random restarts; the best by measurement MSE wins
-    mean_of: int = 1                                  # random starts per image solved as one batch, the answer
-                                                      # their mean image (`ilo_core.engine.methods.Solve`); 1 = one start
-    mean_rounds: int = 1                              # each start adds to the mean its best iterates after this
-                                                      # many rounds, its own and the ones before it (2: its last
-                                                      # two rounds'); 1 = its best iterate only
     hole_block: int = 0                               # px, painted holes: state maps whose cells cover at least
                                                       # hole_block x hole_block pixels keep, in cells wholly inside
-                                                      # the hole, their value at the round's start (0 = off)
+                                                      # the hole, their value at the round's start (0 = off;
+                                                      # `ilo_core.engine.constraints.hole_cells`)
     relu_range: bool = False                          # state maps that follow a ReLU (generators with
                                                       # `nonnegative_state`) stay >= 0, the range of the
                                                       # layers before them; False = unconstrained sign
-    fill_detail: float = 0.0                          # with mean_of > 1 on inpainting: sigma (px) of the start's
-                                                      # high frequencies put back in the hole (`ilo_core.engine.detail`);
-                                                      # 0 = the plain mean
+    estimate: Estimate = field(default_factory=Estimate)  # how the iterates become the answer
+                                                      # (`ilo_core.engine.estimate`): starts, rounds averaged,
+                                                      # fill detail, best of sequential starts
     seed: int = 0                                     # seeds the initial variables
     preview_every: int = 10                           # send the current image every N steps
     method: str = "ilo"                               # label: ilo or a csgm-* baseline
@@ -59,7 +65,8 @@ class SolverConfig:
 
     @property
     def total_steps(self) -> int:
-        return sum(self.steps) * self.restarts
+        """Steps of the whole solve (`estimate.best_of` runs of the schedule)."""
+        return sum(self.steps) * self.estimate.best_of
 
     def lr_at(self, round_index: int) -> float:
         return float(self.lr if isinstance(self.lr, (int, float)) else self.lr[round_index])
@@ -107,24 +114,19 @@ class SolverConfig:
             raise ValueError(f"lpips_net must be 'vgg' or 'alex', got {self.lpips_net!r}")
         if self.lpips_size is not None and (not isinstance(self.lpips_size, int) or self.lpips_size < 32):
             raise ValueError(f"lpips_size must be an integer >= 32 or None, got {self.lpips_size!r}")
-        for name in ("restarts", "mean_of", "mean_rounds", "preview_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.preview_every, int) or self.preview_every < 1:
+            raise ValueError(f"preview_every must be a positive integer, got {self.preview_every!r}")
         if not isinstance(self.hole_block, int) or isinstance(self.hole_block, bool) or self.hole_block < 0:
             raise ValueError(f"hole_block must be a whole number of pixels >= 0, got {self.hole_block!r}")
-        if not (isinstance(self.fill_detail, (int, float)) and math.isfinite(self.fill_detail)
-                and 0 <= self.fill_detail <= 8):
-            raise ValueError(f"fill_detail must be a number of pixels from 0 to 8, got {self.fill_detail!r}")
-        if self.mean_of > 1 and self.restarts > 1:
-            raise ValueError("mean_of (starts averaged) and restarts (best of sequential starts) cannot be combined")
-        if self.mean_rounds > 1 and self.restarts > 1:
-            raise ValueError("mean_rounds (rounds averaged) and restarts (best of sequential starts) cannot be combined")
+        if not isinstance(self.estimate, Estimate):
+            raise ValueError(f"estimate must be an Estimate, got {type(self.estimate).__name__}")
+        self.estimate.validate()
         if not isinstance(self.range_projection_steps, int) or self.range_projection_steps < 0:
             raise ValueError(f"range_projection_steps must be >= 0, got {self.range_projection_steps!r}")
         if not isinstance(self.start_split, int) or self.start_split < 0:
             raise ValueError(f"start_split must be >= 0, got {self.start_split!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method not in SOLVER_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(SOLVER_METHODS)}")
         if num_layers is not None and self.start_split + self.rounds > num_layers:
             raise ValueError(f"{self.rounds} rounds from split {self.start_split} need "
                              f"{self.start_split + self.rounds} layers; the generator has {num_layers}")
@@ -162,11 +164,17 @@ class SolverConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SolverConfig":
+        """The inverse of `to_dict`; also reads the flat names of files saved before the estimate
+        had a record of its own (mean_of, mean_rounds, fill_detail, restarts)."""
+        d = dict(d)
+        estimate = dict(d.pop("estimate", None) or {})
+        for old in (*LEGACY_NAMES, "fill_detail"):
+            if old in d:
+                estimate[LEGACY_NAMES.get(old, old)] = d.pop(old)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
-        d = dict(d)
         if "steps" in d:
             d["steps"] = tuple(d["steps"])
-        return cls(**d)
+        return cls(**d, estimate=Estimate.from_dict(estimate))

@@ -1,13 +1,20 @@
-"""Projections used by projected gradient descent in ILO.
+"""The feasible set of a round (Algorithm 1 line 4's projections), one function per constraint.
 
 - `project_l1_ball`: exact Euclidean projection onto {x : ||x||_1 <= r}, per batch item
-  (Duchi, Shalev-Shwartz, Singer, Chandra 2008; sort-based, O(n log n)).
+  (Duchi, Shalev-Shwartz, Singer, Chandra 2008; sort-based, O(n log n)): the l1 balls around
+  each variable's value at the start of the round.
 - `project_sphere`: rescale rows to given norms (PULSE's spherical latent constraint).
+- `hole_cells` (`SolverConfig.hole_block`): on a painted hole, the cells of coarse state maps
+  that lie wholly inside the hole keep their value at the round's start: no observed pixel is
+  theirs, and moving them to fit the hole's border painted blotches into it.
+- `relu_range` (`SolverConfig.relu_range`): state maps that follow a ReLU stay >= 0, the range of
+  the layers before them (the l1 ball alone lets a round leave it).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -40,3 +47,26 @@ def project_sphere(x: Tensor, norms: Tensor, dim: int | tuple[int, ...] = -1) ->
     """Rescale x so that its norm over `dim` equals `norms` (broadcastable, keepdim shape)."""
     current = torch.linalg.vector_norm(x, dim=dim, keepdim=True).clamp_min(1e-12)
     return x * (norms / current)
+
+
+def hole_cells(missing: Tensor, state: dict[str, Tensor], hole_block: int) -> dict[str, Tensor]:
+    """Per state map [B, C, s, s] whose cells cover at least `hole_block` px a side of the
+    image's `missing` mask [1, 1, R, R] (float, 1 = missing): a [1, 1, s, s] bool, False where
+    the cell lies wholly inside the hole (it keeps its value)."""
+    size = missing.shape[-1]
+    free = {}
+    for name, t in state.items():
+        if t.ndim == 4 and t.shape[-1] <= size and size // t.shape[-1] >= hole_block:
+            inside = F.adaptive_avg_pool2d(missing, t.shape[-2:]) >= 1.0
+            free[name] = ~inside
+    return free
+
+
+def keep_cells(p: Tensor, start: Tensor, free: Tensor) -> None:
+    """In place: the cells of `p` that may not move (`free` False, from `hole_cells`) back to `start`."""
+    p.copy_(torch.where(free, p, start))
+
+
+def relu_range(p: Tensor) -> None:
+    """In place: a state map that follows a ReLU back into its range, >= 0."""
+    p.clamp_(min=0)

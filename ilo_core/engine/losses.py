@@ -1,14 +1,10 @@
-"""Loss terms of the ILO objective. All return one value per batch item, shape [B]."""
+"""The ILO objective's prior term (the measurement term is `ilo_core.physics.metrics.measurement_mse`).
+All return one value per batch item, shape [B]."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-
-def measurement_mse(predicted: Tensor, observed: Tensor) -> Tensor:
-    """Mean squared error over everything but the batch dimension -> [B]."""
-    return (predicted - observed).square().flatten(1).mean(1)
 
 
 def geodesic_loss(rows: Tensor) -> Tensor:

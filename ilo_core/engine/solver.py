@@ -6,16 +6,14 @@
                      optimize h, and the latents / noises that G_after_s reads, with
                      projected Adam inside l1 balls around their starting values (line 4)
                      optionally project h back to the range of G_before_s (line 5)
-    answer           the best iterate by measurement MSE (line 7); with `config.mean_rounds` > 1
-                     the answer (`ilo_core.engine.methods.Solve`) also averages the best iterates after
-                     the rounds before that one's (`with_earlier_rounds`)
+    answer           the best iterate by measurement MSE (line 7), per observation; how a
+                     solve's iterates become its answer otherwise (starts averaged, rounds
+                     averaged, fill detail, best of several runs) is `ilo_core.engine.estimate`,
+                     applied by `ilo_core.engine.methods.Solve`: this solver never reads it
 
-With `config.hole_block` > 0 on a painted hole, the cells of coarse state maps (cells of at
-least hole_block x hole_block pixels) that lie wholly inside the hole keep their in-range value
-in every round: no observed pixel is theirs, and moving them to fit the hole's border painted
-blotches into it (`_hole_cells`). With `config.relu_range` on a generator whose state maps
-follow a ReLU (`nonnegative_state`, the DCGAN), the optimized state stays >= 0: G_before never
-outputs a negative activation there, and the l1 ball alone lets a round reach them.
+The feasible set of a round is `ilo_core.engine.constraints`: the spheres, the l1 balls, and on
+request a painted hole's coarse cells kept (`config.hole_block`) and ReLU-following state kept
+>= 0 (`config.relu_range`, generators with `nonnegative_state`).
 
 `ILOSolver.run()` is a Python generator of `Progress` events: close it to stop. The
 best iterate so far stays in `solver.best` (one `Reconstruction` per batch item), also
@@ -30,16 +28,16 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ilo_core.engine.adam import Adam
 from ilo_core.engine.config import SolverConfig
 from ilo_core.generators.base import SplitGenerator, State, Variables
-from ilo_core.engine.losses import geodesic_loss, measurement_mse
+from ilo_core.engine.constraints import hole_cells, keep_cells, project_l1_ball, project_sphere, relu_range
+from ilo_core.engine.losses import geodesic_loss
+from ilo_core.physics.metrics import measurement_mse
 from ilo_core.physics.operators import Inpainting, Operator, as_operator
 from ilo_core.perceptual.distance import PerceptualDistance
-from ilo_core.engine.constraints import project_l1_ball, project_sphere
 from ilo_core.engine.reconstruction import Reconstruction
 
 
@@ -103,16 +101,17 @@ class ILOSolver:
     """Solve min ||A(G(z)) - y|| over the extended range of a frozen split generator."""
 
     def __init__(self, generator: SplitGenerator, operator: Operator | object, observation: Tensor,
-                 config: SolverConfig | None = None, radius_scales: Tensor | None = None) -> None:
+                 config: SolverConfig | None = None, radius_scales: Tensor | None = None, restart: int = 0,
+                 noise_rng: torch.Generator | None = None) -> None:
         """operator: an `Operator`, or any object with a differentiable `.A` (see `as_operator`);
         radius_scales: [B] factors on every l1 radius, one per batch item (candidate settings
-        solved as one batch, `ilo_core.engine.auto`); None = 1."""
+        solved as one batch, `ilo_core.engine.auto`); None = 1. `restart` k seeds the start with
+        seed + 1_000_003 k, and `noise_rng` (SNA's draws) carries on from an earlier run's
+        (`Estimate.best_of`); by default it is seeded from the config's seed."""
         self.generator = generator
         self.operator = operator = as_operator(operator)
         self.A = operator.A
         self.config = (config or SolverConfig()).validate(generator.num_layers)
-        if self.config.mean_of != 1:
-            raise ValueError("mean_of > 1 (the mean of several starts) is run by ilo_core.engine.methods.Solve")
         self.y = observation.to(generator.device)
         self.batch = self.y.shape[0]
         cfg = self.config
@@ -132,7 +131,9 @@ class ILOSolver:
         if cfg.sna and self.sna is None:
             raise ValueError("stochastic noise addition needs an operator with a known noise model (denoising)")
         # SNA's draws: seeded per solve, never the global generator
-        self._noise_rng = torch.Generator(device=generator.device).manual_seed(self.config.seed + 77_777)
+        self._noise_rng = noise_rng if noise_rng is not None else \
+            torch.Generator(device=generator.device).manual_seed(self.config.seed + 77_777)
+        self.restart = restart
         if radius_scales is not None:
             radius_scales = torch.as_tensor(radius_scales, dtype=torch.float32).to(generator.device).reshape(-1)
             if radius_scales.numel() != self.batch or not bool((radius_scales >= 0).all()):
@@ -147,8 +148,7 @@ class ILOSolver:
             raise ValueError(f"relu_range keeps state maps that follow a ReLU >= 0; {generator.kind}'s do not: "
                              "set relu_range to False")
         self.best: list[Reconstruction | None] = [None] * self.batch
-        # best_after_round[r]: the best iterates over rounds 0..r, per item (what a shorter schedule
-        # returns), kept by single-restart runs
+        # best_after_round[r]: the best iterates over rounds 0..r, per item (what a shorter schedule returns)
         self.best_after_round: list[list[Reconstruction | None]] = []
         self.nan_detected = False  # a non-finite loss stopped the last run
         self.finished = False      # the last run went through all its steps
@@ -190,7 +190,7 @@ class ILOSolver:
                 norms: dict[str, Tensor], free: dict[str, Tensor] | None = None) -> None:
         """In place: spherical projection of latents/noises (to their starting norms `norms`),
         then the l1 balls around their values at the start of the round (line 4's PGD), then
-        the state cells that may not move (`free`, from `_hole_cells`) back to their start,
+        the state cells that may not move (`free`, from `hole_cells`) back to their start,
         then (`relu_range`) the state's negative entries to 0. The round's start is >= 0 there,
         so the last two only move entries towards it: the l1 ball still holds."""
         cfg = self.config
@@ -202,23 +202,9 @@ class ILOSolver:
             for name, p in params.state.items():
                 self._project_l1(p, start.state[name], cfg.radius("state", round_index))
                 if free is not None and name in free:
-                    p.copy_(torch.where(free[name], p, start.state[name]))
+                    keep_cells(p, start.state[name], free[name])
                 if cfg.relu_range:
-                    p.clamp_(min=0)
-
-    def _hole_cells(self, state: dict[str, Tensor]) -> dict[str, Tensor] | None:
-        """Per state map [B, C, s, s] whose cells cover at least hole_block px a side: a
-        [1, 1, s, s] bool, False where the cell lies wholly inside the hole (it keeps its value);
-        None without hole_block."""
-        if self._missing is None:
-            return None
-        size = self._missing.shape[-1]
-        free = {}
-        for name, t in state.items():
-            if t.ndim == 4 and t.shape[-1] <= size and size // t.shape[-1] >= self.config.hole_block:
-                inside = F.adaptive_avg_pool2d(self._missing, t.shape[-2:]) >= 1.0
-                free[name] = ~inside
-        return free
+                    relu_range(p)
 
     def _project_l1(self, p: Tensor, start: Tensor, radius: float) -> None:
         if math.isfinite(radius):
@@ -227,23 +213,18 @@ class ILOSolver:
 
     # --- Algorithm 1 ---------------------------------------------------------------
     def run(self) -> Iterator[Progress]:
-        """Yield a `Progress` per step; the best iterate accumulates in `self.best`.
-
-        With one restart, the start of every round is kept (`rerun_from` restarts there).
-        """
+        """Yield a `Progress` per step; the best iterate accumulates in `self.best`, and the
+        start of every round is kept (`rerun_from` restarts there)."""
         cfg, gen = self.config, self.generator
         self._done, self._t0 = 0, time.perf_counter()
         self.nan_detected, self.finished = False, False
         self.best_after_round = []
         self._round_starts: dict[int, dict] = {}
-        for restart in range(cfg.restarts):
-            rng = torch.Generator(device=gen.device).manual_seed(cfg.seed + 1_000_003 * restart)
-            variables = gen.sample_variables(self.batch, rng)  # line 1 starts from a random z
-            state: State = gen.state_at(cfg.start_split, variables) if cfg.start_split else {}
-            yield from self._rounds(restart, 0, state, variables)
-            if self.nan_detected:
-                return
-        self.finished = True
+        rng = torch.Generator(device=gen.device).manual_seed(cfg.seed + 1_000_003 * self.restart)
+        variables = gen.sample_variables(self.batch, rng)  # line 1 starts from a random z
+        state: State = gen.state_at(cfg.start_split, variables) if cfg.start_split else {}
+        yield from self._rounds(self.restart, 0, state, variables)
+        self.finished = not self.nan_detected
 
     def rerun_from(self, round_index: int, config: SolverConfig) -> Iterator[Progress]:
         """Re-run rounds `round_index`... with `config` from the kept start of that round.
@@ -257,7 +238,7 @@ class ILOSolver:
         config = config.validate(self.generator.num_layers)
         kept = getattr(self, "_round_starts", {})
         if round_index not in kept:
-            raise ValueError(f"round {round_index} was not reached by a finished single-restart run: run it first")
+            raise ValueError(f"round {round_index} was not reached by a finished run: run it first")
         if not config.same_before(self.config, round_index):
             raise ValueError(f"the new settings change rounds before {round_index} (or settings of every round): "
                              f"run the whole solve again")
@@ -273,15 +254,13 @@ class ILOSolver:
         self.finished = not self.nan_detected
 
     def round_start(self, round_index: int) -> dict | None:
-        """The kept start of a round of the last single-restart run ({"state", "variables", ...}), or None."""
+        """The kept start of a round of the last run ({"state", "variables", ...}), or None."""
         return getattr(self, "_round_starts", {}).get(round_index)
 
     def start_at(self, round_index: int, state: State, variables: Variables) -> Iterator[Progress]:
         """Run rounds `round_index`... from a given start of that round (the state at split
         `start_split + round_index - 1` and the variables, batch-first, e.g. another solve's
-        kept round start tiled over candidate settings); single restart."""
-        if self.config.restarts != 1:
-            raise ValueError("start_at runs one restart")
+        kept round start tiled over candidate settings)."""
         self._done, self._t0 = 0, time.perf_counter()
         self.nan_detected, self.finished = False, False
         self.best_after_round, self._round_starts = [], {}
@@ -291,19 +270,18 @@ class ILOSolver:
     def _rounds(self, restart: int, first: int, state: State, variables: Variables) -> Iterator[Progress]:
         """Rounds `first`... of one restart, from the state and variables at the start of round `first`."""
         cfg, gen = self.config, self.generator
-        total = cfg.total_steps
+        total = sum(cfg.steps)
         for r in range(first, cfg.rounds):
             steps = cfg.steps[r]
             split = cfg.start_split + r
-            if cfg.restarts == 1:  # the start of this round, for rerun_from
-                self._round_starts[r] = self._snapshot(state, variables)
+            self._round_starts[r] = self._snapshot(state, variables)  # the start of this round, for rerun_from
             if r > 0:  # lines 2 / 6: h <- G_before(z), one more layer each round
                 with torch.no_grad():
                     state = gen.advance(split - 1, state, variables)
             params = self._round_parameters(split, r, state, variables)
             start = params.detached()
             norms = {k: torch.linalg.vector_norm(v, dim=_norm_dims(v), keepdim=True) for k, v in start.variables.items()}
-            free = self._hole_cells(params.state)
+            free = None if self._missing is None else hole_cells(self._missing, params.state, cfg.hole_block)
             optimizer = Adam(params.leaves())
             for step in range(steps):
                 cur_state, cur_vars = {**state, **params.state}, {**variables, **params.variables}
@@ -331,7 +309,7 @@ class ILOSolver:
             variables.update({k: v.detach() for k, v in params.variables.items()})
             if cfg.range_projection_steps and split > 0 and r < cfg.rounds - 1:
                 variables, state = self._project_to_range(split, r, state, variables)
-        if cfg.restarts == 1 and not cfg.range_projection_steps and not self.nan_detected:
+        if not cfg.range_projection_steps and not self.nan_detected:
             # where a longer schedule's next round would start: rerun_from(cfg.rounds, longer) adds rounds
             self._round_starts[cfg.rounds] = self._snapshot(state, variables)
 
@@ -342,11 +320,10 @@ class ILOSolver:
                 "noise_rng": self._noise_rng.get_state(), "done": self._done}
 
     def _record_round(self, r: int) -> None:
-        """best_after_round[r] = the best iterates over rounds 0..r (single-restart runs)."""
-        if self.config.restarts == 1:
-            while len(self.best_after_round) < r:  # rounds this solver did not run (see start_at)
-                self.best_after_round.append([None] * self.batch)
-            self.best_after_round[r:] = [list(self.best)]
+        """best_after_round[r] = the best iterates over rounds 0..r."""
+        while len(self.best_after_round) < r:  # rounds this solver did not run (see start_at)
+            self.best_after_round.append([None] * self.batch)
+        self.best_after_round[r:] = [list(self.best)]
 
     def _round_parameters(self, split: int, r: int, state: State, variables: Variables) -> RoundTensors:
         """Leaf tensors optimized this round: the state at the split and the active variables."""
@@ -400,38 +377,3 @@ class ILOSolver:
         if any(b is None for b in self.best):
             raise RuntimeError("no finite iterate was reached: nothing to return")
         return torch.cat([b.image for b in self.best])  # type: ignore[union-attr]
-
-
-def rounds_before(round_index: int, mean_rounds: int, recorded: int) -> list[int]:
-    """The rounds before `round_index`, latest first, whose best iterates an answer with
-    `SolverConfig.mean_rounds` also averages: the `mean_rounds` - 1 before it, of the `recorded`
-    rounds 0 .. recorded - 1 (`ILOSolver.best_after_round`)."""
-    return [r for r in range(round_index - 1, round_index - mean_rounds, -1) if 0 <= r < recorded]
-
-
-def with_earlier_rounds(rows: list[Reconstruction | None], history: list[list[Reconstruction | None]],
-                        mean_rounds: int) -> list[list[Reconstruction]]:
-    """Per item i: its best iterate `rows[i]` followed by its best iterates after each of the
-    `mean_rounds` - 1 rounds before the round that iterate came from (`history[r][i]`, the best
-    over rounds 0..r: `ILOSolver.best_after_round`), the iterates an answer with
-    `SolverConfig.mean_rounds` averages. Rounds not run, a None (no finite iterate) and a repeat
-    (a round that did not improve on the one before) are left out; no iterate at all -> []."""
-    groups: list[list[Reconstruction]] = []
-    for i, row in enumerate(rows):
-        group = [] if row is None else [row]
-        for r in rounds_before(row.round_index, mean_rounds, len(history)) if row is not None else ():
-            earlier = history[r][i]
-            if earlier is not None and all(earlier is not g for g in group):
-                group.append(earlier)
-        groups.append(group)
-    return groups
-
-
-def solve(generator: SplitGenerator, operator: object, observation: Tensor,
-          config: SolverConfig | None = None, callback=None) -> ILOSolver:
-    """Run a whole solve (calling `callback(progress)` per step); returns the finished solver."""
-    solver = ILOSolver(generator, operator, observation, config)
-    for event in solver.run():
-        if callback is not None:
-            callback(event)
-    return solver

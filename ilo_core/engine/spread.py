@@ -1,7 +1,7 @@
 """Where the reconstruction is guessing: K restarts as one batched solve, and their spread.
 
-The same problem is solved from K random starts at once (the batch dimension; a solve with
-`SolverConfig.mean_of` = K > 1 has them already, `ilo_core.engine.methods.Solve.spread`); where the
+The same problem is solved from K random starts at once (the batch dimension; a solve whose
+`Estimate.starts` = K > 1 has them already, `ilo_core.engine.methods.Solve.spread`); where the
 observations pin the image down the K results agree, and where they do not (a painted
 hole, unobserved detail) they differ. The per-pixel spread is the standard deviation over
 the K results, averaged over the colour channels, in [0, 1] pixel units.
@@ -35,7 +35,8 @@ def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverCo
         raise ValueError(f"the spread needs at least 2 restarts, got {restarts}")
     if problem.observation.shape[0] != 1:
         raise ValueError("restart_spread takes a problem of batch size 1")
-    config = dataclasses.replace(config, restarts=1, mean_of=restarts, seed=config.seed if seed is None else seed,
+    config = dataclasses.replace(config, estimate=dataclasses.replace(config.estimate, starts=restarts, best_of=1),
+                                 seed=config.seed if seed is None else seed,
                                  preview_every=1_000_000, method="ilo" if config.method == "ilo-auto" else config.method)
     job = solve(generator, problem.operator, problem.observation, config)
     spread = job.spread()

@@ -29,11 +29,11 @@ from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.photo.alignment import align, aligned_crop
 from ilo_core.atomic import write_json
 from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.presets import METHODS as SOLVER_METHODS
-from ilo_core.engine.presets import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_mean_of, default_mean_rounds,
+from ilo_core.engine.config import SOLVER_METHODS
+from ilo_core.engine.presets import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_estimate,
                                default_rounds, default_steps)
 from ilo_core.photo.facecrop import face_crop
-from ilo_core.generators import load_generator
+from ilo_core.checkpoints import load_generator
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.photo.images import ImageError, open_image, pil_to_tensor, save_image_atomic
 from ilo_core.engine.methods import solve
@@ -46,9 +46,9 @@ HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 9000
 CLASSICAL_INPAINTING = ("telea", "navier-stokes")  # OpenCV's cv2.inpaint: the baseline a fill must beat
 # the solver's methods (CSGM variants first, as the report's columns), ILO without its balls, ILO with the
 # state's sign free (`relu_range` off: the ablation of that default), the classical baselines
-METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-auto", "ilo-noproj", "ilo-signed", "bm3d",
+EVALUATION_METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-auto", "ilo-noproj", "ilo-signed", "bm3d",
            *CLASSICAL_INPAINTING)
-DEFAULT_METHODS = tuple(m for m in METHODS if m != "ilo-signed")  # what a plain run compares
+DEFAULT_METHODS = tuple(m for m in EVALUATION_METHODS if m != "ilo-signed")  # what a plain run compares
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 CROPS = ("box", "landmarks")  # how the photos (--images, else the example faces) are cut (evaluation_images' align_how)
 
@@ -236,7 +236,7 @@ def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalIm
         else:
             config = method_config(generator, setting, method, steps_per_layer, sna, seed)
             job = solve(generator, problem.operator, problem.observation, config)
-            result, steps, starts, chosen = job.images(), job.work_steps, config.mean_of, job.choices
+            result, steps, starts, chosen = job.images(), job.work_steps, config.estimate.starts, job.choices
         seconds = (time.perf_counter() - t0) / len(images)
         results[method + label_suffix] = result.cpu()
         chosen = chosen or [None] * len(images)
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
     parser.add_argument("--steps", type=int, default=None, help="steps per layer (default 50; quick 10)")
     parser.add_argument("--tasks", default=None, help="comma-separated subset of the tasks")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(EVALUATION_METHODS))
     parser.add_argument("--no-sna-ablation", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
     parser.add_argument("--out", required=True, help="output folder for results.json, report.md and figures")
@@ -316,9 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     from ilo_core.evaluation.report import write_report
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in EVALUATION_METHODS]
     if unknown or not methods:
-        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(EVALUATION_METHODS)}")
     steps = args.steps if args.steps is not None else (10 if args.quick else STEPS_PER_ROUND)
     samples = args.samples if args.samples is not None else (1 if args.quick else 6)
     if steps < 1 or samples < 0 or args.seeds < 1:
@@ -343,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             "generator": args.generator, "generator_kind": generator.kind, "resolution": generator.resolution,
             "device": str(generator.device), "quick": args.quick, "align": args.align, "steps_per_layer": steps,
             "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),
-            "fill_starts": max(default_mean_of(generator, t) for t in FILL_TASKS),
-            "fill_rounds": default_mean_rounds(generator, "inpaint"),
+            "fill_starts": max(default_estimate(generator, t).starts for t in FILL_TASKS),
+            "fill_rounds": default_estimate(generator, "inpaint").rounds_averaged,
             "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
             "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),

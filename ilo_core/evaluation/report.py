@@ -16,10 +16,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ilo_core.atomic import atomic_write, write_text
-from ilo_core.engine.presets import MEAN_ROUNDS_OBSERVED_BELOW, METHODS
+from ilo_core.engine.config import SOLVER_METHODS
+from ilo_core.engine.presets import MEAN_ROUNDS_OBSERVED_BELOW
 from ilo_core.photo.images import save_image_atomic
 
-CSGM = tuple(m for m in METHODS if m.startswith("csgm"))
+CSGM = tuple(m for m in SOLVER_METHODS if m.startswith("csgm"))
 TASK_TITLES = {"random-inpaint": "Inpainting, random pixels (x: % observed)", "inpaint": "Inpainting, masks",
                "denoise": "Denoising (x: sigma, 0-255)", "super-resolution": "Super-resolution (x: factor)",
                "compressed-sensing": "Compressed sensing (x: % measurements)"}

@@ -21,16 +21,16 @@ import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.photo.alignment import METHODS as ALIGN_METHODS
+from ilo_core.photo.alignment import ALIGNMENTS
 from ilo_core.photo.alignment import align, aligned_crop, from_aligned, paste_back
 from ilo_core.atomic import write_json
-from ilo_core.engine.presets import METHODS
+from ilo_core.engine.config import SOLVER_METHODS
 from ilo_core.engine.presets import default_config
-from ilo_core.generators.download import KNOWN, download
+from ilo_core.checkpoints.download import KNOWN, download
 from ilo_core.frontends.export import FrameRecorder
 from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
-from ilo_core.generators import load_generator
-from ilo_core.generators.loading import convert_checkpoint
+from ilo_core.checkpoints import load_generator
+from ilo_core.checkpoints.loading import convert_checkpoint
 from ilo_core.photo.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
                              read_mask, save_image_atomic, tensor_to_uint8)
 from ilo_core.engine.methods import Solve
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--factor", type=int, default=4, help="super-resolution factor")
     s.add_argument("--sigma", type=float, default=25.0, help="denoise: noise std in 0-255 units")
     s.add_argument("--measurements", type=_fraction, default=0.1, help="compressed sensing: fraction m/n")
-    s.add_argument("--method", choices=METHODS, default="ilo")
+    s.add_argument("--method", choices=SOLVER_METHODS, default="ilo")
     s.add_argument("--generator", default="default",
                    help="'default', a downloaded name, or a StyleGAN-2 checkpoint (.pt, .pkl, .safetensors)")
     s.add_argument("--steps", type=_steps, help="steps per round, e.g. 50,50,50,50")
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gif", type=Path, help="GIF of the progression")
     s.add_argument("--report", type=Path, help="JSON report")
     s.add_argument("--save-state", type=Path, help="the solver state (.safetensors) to re-render later")
-    s.add_argument("--align", choices=ALIGN_METHODS, default=None,
+    s.add_argument("--align", choices=ALIGNMENTS, default=None,
                    help="how --image is cut to the generator's square: landmarks (dlib's landmarks put the face "
                         "where the generator's faces sit), box (face detector) or center; each falls back to "
                         "the next when no face is found. Default: landmarks, or center (as it is) for an image "
@@ -292,7 +292,7 @@ def run_solve(args: argparse.Namespace) -> dict:
     if solver.choices:
         print(solver.describe_choice(0), file=sys.stderr)
         guessing["auto"] = solver.choices[0].to_dict()
-    report = {"task": args.task, "method": args.method, "steps": total, "starts": config.mean_of, "seconds": seconds,
+    report = {"task": args.task, "method": args.method, "steps": total, "starts": config.estimate.starts, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
               "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
               "solved_in_generator_frame": reframed, **evaluate(result, scored), **guessing}

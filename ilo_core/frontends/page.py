@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -23,7 +23,7 @@ from PIL import Image
 
 from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.auto import work_steps as auto_work_steps
-from ilo_core.engine.presets import DCGAN_FILL_DETAIL, default_config, default_mean_of
+from ilo_core.engine.presets import default_config, default_estimate
 from ilo_core.frontends.export import FrameRecorder
 from ilo_core.photo.framing import framed_inpainting
 from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
@@ -275,9 +275,10 @@ def number(label: str, value: object) -> float:
 def build_config(generator: SplitGenerator, task: str, method: str, *, steps: list[int],
                  radii: dict[str, list[float]], observed_pct: float, mse_weight: float, lpips_weight: float,
                  geodesic_weight: float, lr: float, seed: int, l1_projection: bool = True,
-                 fill_detail: float = DCGAN_FILL_DETAIL) -> SolverConfig:
+                 fill_detail: float | None = None) -> SolverConfig:
     """A validated config from per-layer controls. Layers with 0 steps end the schedule.
-    `fill_detail` (px) applies where the answer is the mean of several starts on a painted hole.
+    `fill_detail` (px; None = the generator's) applies where the answer is the mean of several
+    starts on a painted hole.
 
     `radii[group][r]` is round r's radius (entry 0, round 0's, is ignored: CSGM is unconstrained).
     """
@@ -308,8 +309,8 @@ def build_config(generator: SplitGenerator, task: str, method: str, *, steps: li
         cfg.mse_weight = number("The MSE weight", mse_weight)
     if cfg.lpips_weight > 0 or (cfg.method == "ilo" and task != "compressed-sensing"):
         cfg.lpips_weight = number("The LPIPS weight", lpips_weight)  # ILO: the slider rules
-    if cfg.fill_detail > 0:  # the default has detail where it applies (`default_fill_detail`): the slider rules
-        cfg.fill_detail = number("Fill detail", fill_detail)
+    if cfg.estimate.fill_detail > 0 and fill_detail is not None:  # the default has detail where it applies
+        cfg.estimate = replace(cfg.estimate, fill_detail=number("Fill detail", fill_detail))  # the slider rules
     try:
         return cfg.validate(generator.num_layers)
     except ValueError as err:
@@ -473,7 +474,7 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
             break
         recorder, rerun_note = FrameRecorder(), ""
         if (rerun and label in rerun and rerun[label][0].round_start(rerun[label][1]) is not None
-                and rerun[label][0].auto is None and rerun[label][0].config.mean_of == cfg.mean_of):
+                and rerun[label][0].auto is None and rerun[label][0].config.estimate == cfg.estimate):
             solver, first_round, earlier = rerun[label]
             run = solver.rerun_from(first_round, cfg)
             if earlier is not None:
@@ -559,8 +560,8 @@ def seconds_per_step(generator: SplitGenerator, steps: int = 3, batch: int = 1) 
 
 def step_seconds(generator: SplitGenerator) -> dict[int, float]:
     """Measured seconds of one step per batch size a page's solve runs: 1, and the number of
-    starts a hole averages (`default_mean_of`)."""
-    sizes = sorted({1, *(default_mean_of(generator, t) for t in TASKS)})
+    starts a hole averages (`default_estimate`)."""
+    sizes = sorted({1, *(default_estimate(generator, t).starts for t in TASKS)})
     return {n: seconds_per_step(generator, batch=n) for n in sizes}
 
 
@@ -574,7 +575,7 @@ def estimate_seconds(generator: SplitGenerator, task: str, method: str, steps: l
         if not value:
             break
         active.append(int(value))
-    starts = default_mean_of(generator, task, method)
+    starts = default_estimate(generator, task, method).starts
     work = auto_work_steps(active) if method == "ilo-auto" and len(active) >= 2 else sum(active)
     per_step = seconds.get(starts, seconds[1] * starts)
     parts = [f"{sum(active)} steps"]

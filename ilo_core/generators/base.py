@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,32 @@ class FaceFrame:
     side: float = 1.0
     x: float = 0.5
     y: float = 0.5
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How ILO is best run on a generator, declared by the generator (as its `face_frame` is):
+    what `ilo_core.engine.presets` combines with a task and a method into the default config.
+    Each value is a measurement on one checkpoint; docs/tuning.md has one record per value.
+
+    radii: per variable group ("latents", "noises", "state"), the l1 radius of each round (round
+    0, CSGM, None: unconstrained; a longer schedule doubles the last). lpips / lpips_net: whether
+    LPIPS joins the MSE where the measurements have an image view, and on which network.
+    geodesic_weight: PULSE's geocross on the latent rows. The estimate of holes and sparse
+    pixels (`ilo_core.engine.estimate`): fill_starts (starts averaged), fill_rounds (rounds
+    averaged), fill_detail (px, painted holes). hole_cells: px, a painted hole's state cells at
+    least this large stay in range (`SolverConfig.hole_block`; 0 = off)."""
+
+    radii: dict[str, tuple[float | None, ...]] = field(default_factory=lambda: {
+        "latents": (None, 300.0, 500.0, 1000.0), "noises": (None, 300.0, 2000.0, 2000.0),
+        "state": (None, 500.0, 1000.0, 2000.0)})  # the paper's (appendix 7.3, StyleGAN-2)
+    lpips: bool = True
+    lpips_net: str = "vgg"
+    geodesic_weight: float = 0.01
+    fill_starts: int = 1
+    fill_rounds: int = 1
+    fill_detail: float = 0.0
+    hole_cells: int = 0
 
 
 def weights_identity(module: nn.Module) -> str:
@@ -68,6 +94,8 @@ class SplitGenerator(nn.Module, ABC):
     nonnegative_state: bool = False
     #: how its faces are framed: the page and CLI cut a photo's face to the same frame
     face_frame: FaceFrame = FaceFrame()
+    #: how ILO is best run on it (`Tuning`; the paper's values unless a generator measured its own)
+    tuning: Tuning = Tuning()
     #: a hash of the weights it was built with (set by `freeze`, before any speed path):
     #: saved results record it, and refuse to render with other weights
     identity: str = ""

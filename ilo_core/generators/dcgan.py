@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from ilo_core.generators.base import FaceFrame, SplitGenerator, State, Variables
+from ilo_core.generators.base import FaceFrame, SplitGenerator, State, Tuning, Variables
 
 ASSET = Path(__file__).resolve().parent.parent.parent / "assets" / "weights" / "digiface_dcgan.safetensors"
 
@@ -48,6 +48,10 @@ class DCGANGenerator(SplitGenerator):
     #: DigiFace faces fill more of the frame than FFHQ's: `python scripts/face_frame.py`
     #: (256 samples, dlib found 194 faces) gives FFHQ's square 1.339 times the image side
     face_frame = FaceFrame(side=1.339, x=0.499, y=0.506)
+    #: measured on this checkpoint (the embedded DigiFace DCGAN): docs/tuning.md
+    tuning = Tuning(radii={"latents": (None, None, None, None), "state": (None, 300.0, 600.0, 1200.0)},
+                    lpips=False, lpips_net="alex", geodesic_weight=0.0, fill_starts=6, fill_rounds=2,
+                    fill_detail=0.7, hole_cells=8)
 
     def __init__(self, state_dict: dict[str, Tensor]) -> None:
         """state_dict: the tutorial's (`main.0.weight`, `main.1.running_mean`, ...)."""

@@ -14,7 +14,7 @@ the RGB skip image is part of it, so rendering from any split is exact.
 
 Optimized variables (ILO / PULSE): "latent" = Gaussianized w+ rows z [B, n_latent, 512]
 with w = leaky_relu(std * z + mean, 0.2), where mean/std (`gauss_mean`, `gauss_std`) are
-fitted per dimension on leaky_relu(mapping(z), 5) by `ilo_core.generators.loading`; and
+fitted per dimension on leaky_relu(mapping(z), 5) by `ilo_core.checkpoints.loading`; and
 noise maps "noise_i" [B, 1, r, r].
 
 This is the plain model; `ilo_core.accelerate` swaps its modulated convolutions for faster
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ilo_core.generators.base import SplitGenerator, State, Variables
+from ilo_core.generators.base import SplitGenerator, State, Tuning, Variables
 
 SQRT2 = math.sqrt(2.0)
 CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
@@ -212,6 +212,7 @@ class StyleGAN2Generator(SplitGenerator):
     """Frozen StyleGAN-2 (rosinality layout) with split points between its resolution blocks."""
 
     kind = "stylegan2"
+    tuning = Tuning()  # the paper's values (appendix 7.3): radii, VGG-LPIPS, geodesic weight 0.01, one start
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
                  lr_mlp: float = 0.01, channels: dict[int, int] | None = None,

@@ -37,7 +37,7 @@ from ilo_core.photo.facecrop import face_box
 from ilo_core.generators.base import FaceFrame
 from ilo_core.photo.images import center_box
 
-METHODS = ("landmarks", "box", "center")
+ALIGNMENTS = ("landmarks", "box", "center")
 MOUTH_FROM_NOSE = 1.45
 
 
@@ -218,8 +218,8 @@ def align(photo: Image.Image | np.ndarray, how: str = "landmarks", frame: FaceFr
     "landmarks" follows (FFHQ's own framing by default). In a photo of several faces,
     "landmarks" takes the one under the `painted` region ([H, W] bool), else the `face`-th
     largest (`choose_face`: NoFaceUnderPaint / ValueError in one sentence)."""
-    if how not in METHODS:
-        raise ValueError(f"unknown alignment {how!r}; choose one of {', '.join(METHODS)}")
+    if how not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {how!r}; choose one of {', '.join(ALIGNMENTS)}")
     array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
     pil = Image.fromarray(array)
     size = (array.shape[1], array.shape[0])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import stat
 import struct
 import warnings
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from ilo_core.atomic import atomic_write
+from ilo_core.atomic import atomic_write, regular_file
 
 MAX_PIXELS = 40_000_000  # decoded pixel limit: larger uploads are refused, not decoded
 
@@ -46,7 +45,7 @@ def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int
     else:
         path = Path(source)
         name = name or path.name
-        regular_file(path, "image file")
+        regular_file(path, "image file", ImageError)
         fp, empty = path, path.stat().st_size == 0
     if empty:
         raise ImageError(f"{name} is empty (0 bytes): upload the photo again")
@@ -82,21 +81,6 @@ def header_orientation(image: Image.Image) -> int | None:
         return exif.get(EXIF_ORIENTATION)
     except (OSError, ValueError, SyntaxError, struct.error, TypeError):
         return None  # an unreadable EXIF block: the image is used as stored
-
-
-def regular_file(path: Path, what: str) -> None:
-    """ImageError unless `path` is an existing regular file (a FIFO, a device such as /dev/zero
-    or a folder is named as such: it is never read)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ImageError(f"no such {what}: {path}") from None
-    except OSError as err:
-        raise ImageError(f"cannot read {path}: {err.strerror or err}") from None
-    if stat.S_ISDIR(mode):
-        raise ImageError(f"{path} is a folder, not a file")
-    if not stat.S_ISREG(mode):
-        raise ImageError(f"{path} is not a regular file but a device, pipe or socket: it was not read")
 
 
 def open_image(source: str | Path | bytes | Image.Image | np.ndarray, name: str | None = None) -> Image.Image:

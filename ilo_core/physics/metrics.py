@@ -8,6 +8,11 @@ import torch
 from torch import Tensor
 
 
+def measurement_mse(predicted: Tensor, observed: Tensor) -> Tensor:
+    """Mean squared error over everything but the batch dimension -> [B] (measurements as they are)."""
+    return (predicted - observed).square().flatten(1).mean(1)
+
+
 def mse01(x: Tensor, y: Tensor) -> Tensor:
     """Per-item MSE of images in [-1, 1], measured in [0, 1] units -> [B]."""
     return ((x.clamp(-1, 1) - y.clamp(-1, 1)) / 2).square().flatten(1).mean(1)

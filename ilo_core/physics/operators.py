@@ -300,29 +300,3 @@ def linear_adjoint(a: Callable[[Tensor], Tensor], y: Tensor, x_shape: tuple[int,
         x = torch.zeros(x_shape, device=y.device, dtype=y.dtype, requires_grad=True)
         (grad,) = torch.autograd.grad(a(x), x, grad_outputs=y)
     return grad
-
-
-def build_operator(task: str, size: int, *, mask: Tensor | None = None, observed: float = 0.1,
-                   factor: int = 4, sigma: float = 25.0, measurements: float = 0.1,
-                   seed: int = 0) -> Operator:
-    """The operator for a task name of the CLI / app, with its parameters.
-
-    mask: [H, W] bool, True = missing pixels (inpaint); observed / measurements: fractions
-    in (0, 1]; factor: integer; sigma: 0-255 units.
-    """
-    if task == "inpaint":
-        if mask is None:
-            raise ValueError("inpainting needs a mask (white = missing pixels)")
-        if tuple(mask.shape[-2:]) != (size, size):
-            raise ValueError(f"mask is {tuple(mask.shape[-2:])}, expected {(size, size)}")
-        return Inpainting.from_missing(mask)
-    if task == "random-inpaint":
-        return RandomInpainting(size, observed, seed)
-    if task == "super-resolution":
-        from ilo_core.accelerate import accelerate  # the matrix form where it is faster
-        return accelerate(SuperResolution(factor, size))
-    if task == "denoise":
-        return Denoising(sigma)
-    if task == "compressed-sensing":
-        return CompressedSensing((3, size, size), measurements, seed)
-    raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")

@@ -11,10 +11,36 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ilo_core.engine.losses import measurement_mse
-from ilo_core.physics.metrics import hole_mse01, mse01, paste_observed, psnr_from_mse
-from ilo_core.physics.operators import Inpainting, Operator, SuperResolution, build_operator
+from ilo_core.physics.metrics import measurement_mse, hole_mse01, mse01, paste_observed, psnr_from_mse
+from ilo_core.accelerate import accelerate
+from ilo_core.physics.operators import (TASKS, CompressedSensing, Denoising, Inpainting, Operator, RandomInpainting,
+                                        SuperResolution)
 from ilo_core.perceptual.distance import PerceptualDistance
+
+
+def build_operator(task: str, size: int, *, mask: Tensor | None = None, observed: float = 0.1,
+                   factor: int = 4, sigma: float = 25.0, measurements: float = 0.1,
+                   seed: int = 0) -> Operator:
+    """The operator for a task name of the CLI / app, with its parameters.
+
+    mask: [H, W] bool, True = missing pixels (inpaint); observed / measurements: fractions
+    in (0, 1]; factor: integer; sigma: 0-255 units.
+    """
+    if task == "inpaint":
+        if mask is None:
+            raise ValueError("inpainting needs a mask (white = missing pixels)")
+        if tuple(mask.shape[-2:]) != (size, size):
+            raise ValueError(f"mask is {tuple(mask.shape[-2:])}, expected {(size, size)}")
+        return Inpainting.from_missing(mask)
+    if task == "random-inpaint":
+        return RandomInpainting(size, observed, seed)
+    if task == "super-resolution":
+        return accelerate(SuperResolution(factor, size))  # the matrix form where it is faster
+    if task == "denoise":
+        return Denoising(sigma)
+    if task == "compressed-sensing":
+        return CompressedSensing((3, size, size), measurements, seed)
+    raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
 @dataclass

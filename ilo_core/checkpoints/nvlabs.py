@@ -24,7 +24,7 @@ import math
 
 from torch import Tensor
 
-from ilo_core.generators.safe_pickle import PersistentRecord
+from ilo_core.checkpoints.safe_pickle import PersistentRecord
 
 class UnsupportedNetwork(ValueError):
     """A network pickle this engine cannot use; the message says why in one line."""

@@ -18,7 +18,7 @@ A file already in the cache is checked the same way before it is trusted. One lo
 name keeps two processes from writing one file: the second waits for the first and then
 uses its file. The free disk space is checked against the announced size before writing.
 The files are NVlabs network pickles; they are read without running their code
-(`ilo_core.generators.safe_pickle`).
+(`ilo_core.checkpoints.safe_pickle`).
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def content_problem(path: Path) -> str | None:
         if not head:
             return "the file is empty"
         if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
-            from ilo_core.generators.safe_pickle import pickle_problem  # torch only when a pickle is checked
+            from ilo_core.checkpoints.safe_pickle import pickle_problem  # torch only when a pickle is checked
 
             f.seek(0)
             return pickle_problem(f)

@@ -33,13 +33,12 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from ilo_core.accelerate import accelerate
-from ilo_core.atomic import write_bytes
-from ilo_core.generators.download import KNOWN, cache_root, cached_path, sha256_of
-from ilo_core.generators import converted, nvlabs
+from ilo_core.atomic import regular_file, write_bytes
+from ilo_core.checkpoints.download import KNOWN, cache_root, cached_path, sha256_of
+from ilo_core.checkpoints import converted, nvlabs
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.photo.images import ImageError, regular_file
 from ilo_core.generators.dcgan import DCGANGenerator
-from ilo_core.generators.safe_pickle import UnsafePickleError, load_records
+from ilo_core.checkpoints.safe_pickle import UnsafePickleError, load_records
 from ilo_core.generators.stylegan2 import StyleGAN2Generator, check_against_tensors, check_config, infer_config
 
 SAFE_EXTRA_GLOBALS = (argparse.Namespace,)
@@ -242,10 +241,7 @@ def convert_checkpoint(source: str | Path, target: str | Path) -> dict[str, str]
     source, target = Path(source), Path(target)
     if target.suffix.lower() != ".safetensors":
         raise ValueError(f"{target.name}: the converted file's name must end in .safetensors")
-    try:
-        regular_file(source, "checkpoint file")
-    except ImageError as err:
-        raise ValueError(str(err)) from None
+    regular_file(source, "checkpoint file")
     generator, fmt = _load_with_source(source)
     converted.save_converted(generator, target, {"format": fmt, "name": source.name, "sha256": sha256_of(source)})
     return converted.metadata(target)
@@ -270,7 +266,7 @@ def load_named(name: str) -> StyleGAN2Generator:
 
 def load_generator(spec: str | Path = "default", device: str | torch.device = "cpu", *,
                    reference: bool | None = None) -> SplitGenerator:
-    """'default' -> the embedded DigiFace DCGAN; a name of `ilo_core.generators.download.KNOWN` (after
+    """'default' -> the embedded DigiFace DCGAN; a name of `ilo_core.checkpoints.download.KNOWN` (after
     `python -m ilo_core download NAME`); a path -> a StyleGAN-2 checkpoint in any supported
     format (see the module notes). Raises ValueError in one line.
 
@@ -286,9 +282,6 @@ def load_generator(spec: str | Path = "default", device: str | torch.device = "c
         path = Path(spec)
         if not path.exists():
             raise ValueError(f"generator checkpoint not found: {path} (or a name: {', '.join(KNOWN)})")
-        try:
-            regular_file(path, "checkpoint file")  # a folder, device or pipe is named as such, never read
-        except ImageError as err:
-            raise ValueError(str(err)) from None
+        regular_file(path, "checkpoint file")  # a folder, device or pipe is named as such, never read
         generator = load_stylegan2(path)
     return accelerate(generator, reference=reference).to(device)
