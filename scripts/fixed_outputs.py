@@ -163,7 +163,7 @@ def posed(dcgan, value, task, degraded, settings):
         inputs = read_editor(value, dcgan.resolution, "landmarks", frame=dcgan.face_frame)
         problem = pose_problem(inputs, task, degraded, device=dcgan.device, **settings)
         return problem, lambda result: repair(inputs, result, task)
-    photo = take_photo(value["background"], value["layers"], dcgan.resolution, "landmarks", frame=dcgan.face_frame)
+    photo = take_photo(value["background"], dcgan.resolution, "landmarks", dcgan.face_frame, layers=value["layers"])
     posed_task = PhotoTask(task, degraded, observed=settings["observed_pct"] / 100, factor=settings["factor"],
                            sigma=settings["sigma"], measurements=settings["measurements_pct"] / 100,
                            seed=settings["seed"])

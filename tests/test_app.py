@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.engine.presets import DCGAN_FILL_DETAIL
+from ilo_core.generators import DCGANGenerator
 from ilo_core.frontends.page import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
                              read_editor, run_job)
 
@@ -112,13 +112,13 @@ def test_the_lpips_slider_rules_ilo_on_tasks_with_an_image_view(dcgan):
 def test_the_fill_detail_slider_reaches_averaged_painted_holes_only(dcgan):
     common = dict(radii={"state": [0, 300, 600, 1200]}, observed_pct=10, mse_weight=1, lpips_weight=0,
                   geodesic_weight=0, lr=0.1, seed=0, steps=[5, 5])
-    assert build_config(dcgan, "inpaint", "ilo", fill_detail=0.3, **common).fill_detail == 0.3
-    assert build_config(dcgan, "inpaint", "ilo-auto", fill_detail=0, **common).fill_detail == 0
-    assert build_config(dcgan, "inpaint", "ilo", **common).fill_detail == DCGAN_FILL_DETAIL  # the slider's default
+    assert build_config(dcgan, "inpaint", "ilo", fill_detail=0.3, **common).estimate.fill_detail == 0.3
+    assert build_config(dcgan, "inpaint", "ilo-auto", fill_detail=0, **common).estimate.fill_detail == 0
+    assert build_config(dcgan, "inpaint", "ilo", **common).estimate.fill_detail == DCGANGenerator.tuning.fill_detail  # the slider's default
     # random pixels: the mean of several starts too, but not measured with detail: the default (none)
-    assert build_config(dcgan, "random-inpaint", "ilo-auto", fill_detail=0.7, **common).fill_detail == 0
-    assert build_config(dcgan, "inpaint", "csgm-mse", fill_detail=0.7, **common).fill_detail == 0  # one start
-    assert build_config(dcgan, "denoise", "ilo", fill_detail=0.7, **common).fill_detail == 0  # no hole
+    assert build_config(dcgan, "random-inpaint", "ilo-auto", fill_detail=0.7, **common).estimate.fill_detail == 0
+    assert build_config(dcgan, "inpaint", "csgm-mse", fill_detail=0.7, **common).estimate.fill_detail == 0  # one start
+    assert build_config(dcgan, "denoise", "ilo", fill_detail=0.7, **common).estimate.fill_detail == 0  # no hole
     with pytest.raises(InputError, match="from 0 to 8"):
         build_config(dcgan, "inpaint", "ilo", fill_detail=-1, **common)
 

@@ -48,7 +48,7 @@ def test_auto_solve_chooses_per_image_and_saves_its_choice(dcgan, faces64):
     missing = torch.zeros(64, 64, dtype=torch.bool)
     missing[18:32, 12:52] = True
     problem = simulate("inpaint", clean, mask=missing)
-    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[6, 6, 6, 6], preview_every=10**6, mean_of=1)
+    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[6, 6, 6, 6], preview_every=10**6, starts=1)
     auto = AutoSolve(dcgan, problem.operator, problem.observation, config)
     events = list(auto.run())
     assert len(events) == auto.total_steps and events[-1].done == auto.total_steps
@@ -124,7 +124,7 @@ def test_too_few_held_out_pixels_keep_the_default_schedule_at_ilos_cost(dcgan, f
     """At 5 % of 64 x 64 pixels 15 % of them is about 30 pixels (90 entries): too few to choose
     on, so ilo-auto is plain ILO, bit for bit and at its cost; at 25 % it tries its candidates."""
     problem = simulate("random-inpaint", faces64[0], observed=observed, seed=2)
-    config = default_config(dcgan, "random-inpaint", "ilo-auto", observed=observed, steps=[4, 4, 4, 4], mean_of=1)
+    config = default_config(dcgan, "random-inpaint", "ilo-auto", observed=observed, steps=[4, 4, 4, 4], starts=1)
     auto = AutoSolve(dcgan, problem.operator, problem.observation, config)
     events = list(auto.run())
     assert auto.too_few == (observed == 0.05) and len(events) == auto.total_steps

@@ -99,15 +99,15 @@ def test_gaussianization_inverts_the_leaky_relu(stylegan64):
 def test_two_threads_solving_on_one_generator_match_solving_alone(dcgan, faces64):
     from ilo_core.engine.config import SolverConfig
     from ilo_core.physics.operators import SuperResolution
-    from ilo_core.engine.solver import solve
+    from ilo_core.engine.methods import solve
 
     before = {k: v.clone() for k, v in dcgan.state_dict().items()}
     op = SuperResolution(4, 64)
     cfg = SolverConfig(steps=(5, 5), lpips_weight=0.0, radii={"state": [None, 100.0]})
     ys = [op.A(f) for f in faces64]
-    alone = [solve(dcgan, op, y, cfg).best_image() for y in ys]
+    alone = [solve(dcgan, op, y, cfg).images() for y in ys]
     out: dict[int, torch.Tensor] = {}
-    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, solve(dcgan, op, ys[i], cfg).best_image()))
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, solve(dcgan, op, ys[i], cfg).images()))
                for i in range(2)]
     for t in threads:
         t.start()

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.presets import DCGAN_HOLE_BLOCK, default_config
+from ilo_core.engine.presets import default_config
+from ilo_core.generators import DCGANGenerator
 from ilo_core.evaluation.evaluate import inpainting_mask
 from ilo_core.engine.methods import solve as solve_mean
 from ilo_core.physics.metrics import paste_observed
@@ -23,7 +24,7 @@ def _box(faces64, n: int = 2):
 
 
 def test_the_default_holds_for_ilo_on_dcgan_painted_holes_only(dcgan, stylegan64):
-    assert default_config(dcgan, "inpaint").hole_block == DCGAN_HOLE_BLOCK == 8
+    assert default_config(dcgan, "inpaint").hole_block == DCGANGenerator.tuning.hole_cells == 8
     assert default_config(dcgan, "inpaint", "ilo-auto").hole_block == 8
     assert default_config(dcgan, "inpaint", "csgm-mse").hole_block == 0
     assert default_config(dcgan, "random-inpaint", observed=0.05).hole_block == 0  # scattered pixels: no hole
@@ -42,7 +43,7 @@ def test_cells_wholly_inside_the_hole_keep_their_round_start_value(dcgan, faces6
     """Round 2 optimizes the 8 x 8 map (8 px cells): the box (rows 35-53, columns 16-47) holds
     four whole cells (row 5, columns 2-5); they end the round where it started, the rest move."""
     problem = _box(faces64, 1)
-    config = default_config(dcgan, "inpaint", steps=[4, 4, 12], mean_of=1, preview_every=10**6)
+    config = default_config(dcgan, "inpaint", steps=[4, 4, 12], starts=1, preview_every=10**6)
     solver = ILOSolver(dcgan, problem.operator, problem.observation, config)
     for _ in solver.run():
         pass
@@ -69,12 +70,12 @@ def test_keeping_the_box_in_range_fills_it_more_like_a_face(dcgan, faces64):
     back) is lower than with them free, which painted coloured blotches into it (here 0.047
     against 0.051; on the evaluation's face crops 0.046 against 0.055)."""
     lpips = PerceptualDistance("alex", size=None, device=dcgan.device)
-    scores: dict[int, list[float]] = {DCGAN_HOLE_BLOCK: [], 0: []}
+    scores: dict[int, list[float]] = {DCGANGenerator.tuning.hole_cells: [], 0: []}
     for seed in (0, 1):
         problem = simulate("inpaint", torch.cat(faces64[:2]), seed=seed, mask=inpainting_mask("box", 64))
         for block in scores:
             config = default_config(dcgan, "inpaint", preview_every=10**6, hole_block=block, seed=seed)
             fill = solve_mean(dcgan, problem.operator, problem.observation, config).images().clamp(-1, 1)
             scores[block] += lpips(paste_observed(fill, problem.clean, problem.operator.keep), problem.clean).tolist()
-    print(f"box hole LPIPS: in range {scores[DCGAN_HOLE_BLOCK]}, free {scores[0]}")
-    assert sum(scores[DCGAN_HOLE_BLOCK]) < 0.95 * sum(scores[0])
+    print(f"box hole LPIPS: in range {scores[DCGANGenerator.tuning.hole_cells]}, free {scores[0]}")
+    assert sum(scores[DCGANGenerator.tuning.hole_cells]) < 0.95 * sum(scores[0])

@@ -1,4 +1,4 @@
-"""The mean of several starts (`SolverConfig.mean_of`, `ilo_core.engine.methods.Solve`)."""
+"""The answer as an estimate (`ilo_core.engine.estimate`): the mean of several starts, rounds averaged, fill detail."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 
 from ilo_core.engine.auto import AutoSolve
 from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.presets import DCGAN_FILL_STARTS, DCGAN_MEAN_ROUNDS, default_config
-from ilo_core.engine.detail import gaussian_blur, medoid, with_detail
+from ilo_core.engine.presets import default_config
+from ilo_core.generators import DCGANGenerator
+from ilo_core.engine.estimate import Estimate, gaussian_blur, medoid, with_detail
 from ilo_core.evaluation.evaluate import evaluation_images, inpainting_mask
 from ilo_core.engine.methods import Solve, solve
 from ilo_core.physics.metrics import hole_mse01
@@ -18,25 +19,27 @@ from ilo_core.physics.problems import simulate
 from ilo_core.engine.reconstruction import Reconstruction
 from ilo_core.engine.solver import ILOSolver
 
+DCGAN_FILL_STARTS = DCGANGenerator.tuning.fill_starts
+
 
 def _eyes_problem(faces64, n: int = 2):
     return simulate("inpaint", torch.cat(faces64[:n]), mask=inpainting_mask("eyes", 64))
 
 
 def test_defaults_average_six_starts_for_dcgan_fills_only(dcgan, stylegan64):
-    assert default_config(dcgan, "inpaint").mean_of == DCGAN_FILL_STARTS == 6
-    assert default_config(dcgan, "random-inpaint", observed=0.05).mean_of == 6
-    assert default_config(dcgan, "inpaint", "ilo-auto").mean_of == 6
-    assert default_config(dcgan, "inpaint", "csgm-mse").mean_of == 1  # the baselines keep one start
-    assert default_config(dcgan, "super-resolution").mean_of == 1
-    assert default_config(stylegan64, "inpaint").mean_of == 1
+    assert default_config(dcgan, "inpaint").estimate.starts == DCGAN_FILL_STARTS == 6
+    assert default_config(dcgan, "random-inpaint", observed=0.05).estimate.starts == 6
+    assert default_config(dcgan, "inpaint", "ilo-auto").estimate.starts == 6
+    assert default_config(dcgan, "inpaint", "csgm-mse").estimate.starts == 1  # the baselines keep one start
+    assert default_config(dcgan, "super-resolution").estimate.starts == 1
+    assert default_config(stylegan64, "inpaint").estimate.starts == 1
 
 
 def test_bad_mean_of_is_refused_before_work_starts(dcgan, faces64):
-    with pytest.raises(ValueError, match="mean_of must be a positive integer"):
-        SolverConfig(mean_of=0).validate()
+    with pytest.raises(ValueError, match="starts must be a positive integer"):
+        SolverConfig(estimate=Estimate(starts=0)).validate()
     with pytest.raises(ValueError, match="cannot be combined"):
-        SolverConfig(mean_of=2, restarts=2).validate()
+        SolverConfig(estimate=Estimate(starts=2, best_of=2)).validate()
     problem = _eyes_problem(faces64, 1)
     with pytest.raises(ValueError, match="ilo_core.engine.methods.Solve"):
         ILOSolver(dcgan, problem.operator, problem.observation, default_config(dcgan, "inpaint"))
@@ -44,7 +47,7 @@ def test_bad_mean_of_is_refused_before_work_starts(dcgan, faces64):
 
 def test_one_start_is_exactly_the_plain_solver(dcgan, faces64):
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], mean_of=1, mean_rounds=1)
+    config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], starts=1, rounds_averaged=1)
     plain = ILOSolver(dcgan, problem.operator, problem.observation, config)
     for _ in plain.run():
         pass
@@ -54,7 +57,7 @@ def test_one_start_is_exactly_the_plain_solver(dcgan, faces64):
 
 def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan, faces64, tmp_path):
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], preview_every=3, fill_detail=0.0, mean_rounds=1)
+    config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], preview_every=3, fill_detail=0.0, rounds_averaged=1)
     job = Solve(dcgan, problem.operator, problem.observation, config)
     events = list(job.run())
     assert len(events) == job.total_steps == 20
@@ -62,7 +65,7 @@ def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan
     rows = job.solver.best_image().view(2, DCGAN_FILL_STARTS, 3, 64, 64)
     assert torch.allclose(job.images().cpu(), rows.mean(1))
     best = job.best[1]
-    assert best.state["features"].shape[0] == DCGAN_FILL_STARTS and best.config["mean_of"] == DCGAN_FILL_STARTS
+    assert best.state["features"].shape[0] == DCGAN_FILL_STARTS and best.config["estimate"]["starts"] == DCGAN_FILL_STARTS
     best.save(tmp_path / "state.safetensors")
     again = Reconstruction.load(tmp_path / "state.safetensors")
     assert torch.allclose(again.render(dcgan).cpu(), best.image, atol=1e-5)
@@ -71,18 +74,18 @@ def test_the_answer_is_the_mean_of_the_starts_and_re_renders_from_its_file(dcgan
 
 
 def test_defaults_average_the_last_two_rounds_in_holes_and_sparse_random_pixels(dcgan, stylegan64):
-    assert default_config(dcgan, "inpaint").mean_rounds == DCGAN_MEAN_ROUNDS == 2
-    assert default_config(dcgan, "random-inpaint", observed=0.05, method="ilo-auto").mean_rounds == 2
+    assert default_config(dcgan, "inpaint").estimate.rounds_averaged == DCGANGenerator.tuning.fill_rounds == 2
+    assert default_config(dcgan, "random-inpaint", observed=0.05, method="ilo-auto").estimate.rounds_averaged == 2
     # random pixels from 20 % observed: the last round's closer fit to them wins (1.2x lower error at 50 %)
-    assert default_config(dcgan, "random-inpaint", observed=0.25).mean_rounds == 1
-    assert default_config(dcgan, "random-inpaint", observed=0.25).mean_of == DCGAN_FILL_STARTS
-    assert default_config(dcgan, "inpaint", "csgm-mse").mean_rounds == 1
-    assert default_config(dcgan, "denoise").mean_rounds == 1
-    assert default_config(stylegan64, "inpaint").mean_rounds == 1
-    with pytest.raises(ValueError, match="mean_rounds must be a positive integer"):
-        SolverConfig(mean_rounds=0).validate()
-    with pytest.raises(ValueError, match="mean_rounds .* cannot be combined"):
-        SolverConfig(mean_rounds=2, restarts=2).validate()
+    assert default_config(dcgan, "random-inpaint", observed=0.25).estimate.rounds_averaged == 1
+    assert default_config(dcgan, "random-inpaint", observed=0.25).estimate.starts == DCGAN_FILL_STARTS
+    assert default_config(dcgan, "inpaint", "csgm-mse").estimate.rounds_averaged == 1
+    assert default_config(dcgan, "denoise").estimate.rounds_averaged == 1
+    assert default_config(stylegan64, "inpaint").estimate.rounds_averaged == 1
+    with pytest.raises(ValueError, match="rounds_averaged must be a positive integer"):
+        SolverConfig(estimate=Estimate(rounds_averaged=0)).validate()
+    with pytest.raises(ValueError, match="best_of .* cannot be combined"):
+        SolverConfig(estimate=Estimate(rounds_averaged=2, best_of=2)).validate()
 
 
 def test_the_answer_averages_each_starts_last_two_rounds_and_re_renders_from_its_file(dcgan, faces64, tmp_path):
@@ -90,7 +93,7 @@ def test_the_answer_averages_each_starts_last_two_rounds_and_re_renders_from_its
     last round and after the round before (2K iterates, saved and re-rendered as one result)."""
     problem = _eyes_problem(faces64)
     config = default_config(dcgan, "inpaint", steps=[5, 5, 5, 5], fill_detail=0.0)
-    assert config.mean_rounds == 2
+    assert config.estimate.rounds_averaged == 2
     job = solve(dcgan, problem.operator, problem.observation, config)
     k = DCGAN_FILL_STARTS
     last, before = (torch.cat([b.image for b in job.solver.best_after_round[r]]).view(2, k, 3, 64, 64)
@@ -99,7 +102,7 @@ def test_the_answer_averages_each_starts_last_two_rounds_and_re_renders_from_its
     assert torch.allclose(job.images().cpu(), torch.cat([last, before], 1).mean(1), atol=1e-6)
     assert not torch.allclose(job.images().cpu(), last.mean(1), atol=1e-3)
     best = job.best[0]
-    assert best.state["features"].shape[0] == 2 * k and best.config["mean_rounds"] == 2
+    assert best.state["features"].shape[0] == 2 * k and best.config["estimate"]["rounds_averaged"] == 2
     best.save(tmp_path / "state.safetensors")
     assert torch.allclose(Reconstruction.load(tmp_path / "state.safetensors").render(dcgan).cpu(), best.image, atol=1e-5)
     assert job.spread().shape == (2, 64, 64)  # the spread stays the K starts' own
@@ -126,7 +129,7 @@ def test_the_answer_after_a_round_is_the_shorter_schedules_answer(dcgan, faces64
     (the mean of the starts with fill detail, as `images()`), and differs from the full answer."""
     problem = _eyes_problem(faces64)
     config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4])
-    assert config.mean_of > 1 and config.fill_detail > 0
+    assert config.estimate.starts > 1 and config.estimate.fill_detail > 0
     job = solve(dcgan, problem.operator, problem.observation, config)
     short = replace(config, steps=(4, 4), radii={g: list(v[:2]) for g, v in config.radii.items()})
     shorter = solve(dcgan, problem.operator, problem.observation, short)
@@ -150,14 +153,14 @@ def test_a_stopped_mean_keeps_every_image_and_a_rerun_is_bit_identical(dcgan, fa
                       torch.cat([b.image for b in stopped.solver.best_after_round[0]]).view(2, -1, 3, 64, 64)], 1)
     assert stopped.best[0].state["features"].shape[0] == 2 * DCGAN_FILL_STARTS
     missing = inpainting_mask("eyes", 64)[None, None]
-    expected = torch.cat([with_detail(r, missing, config.fill_detail) for r in rows])
+    expected = torch.cat([with_detail(r, missing, config.estimate.fill_detail) for r in rows])
     assert torch.allclose(stopped.images().cpu(), expected, atol=1e-5)
     full = solve(dcgan, problem.operator, problem.observation, config)
     for _ in full.rerun_from(2, config):
         pass
     assert torch.equal(full.images(), solve(dcgan, problem.operator, problem.observation, config).images())
-    with pytest.raises(ValueError, match=f"averages {DCGAN_FILL_STARTS} starts"):
-        next(full.rerun_from(2, default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], mean_of=2)))
+    with pytest.raises(ValueError, match=f"made of {DCGAN_FILL_STARTS} start"):
+        next(full.rerun_from(2, default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], starts=2)))
 
 
 def test_the_mean_of_the_starts_fills_the_eyes_better_than_one_start(dcgan, faces64):
@@ -179,7 +182,7 @@ def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, face
     one choice per image serves all its starts, and each start's answer comes from that choice
     (with the default mean_rounds = 2, averaged with its best iterate of the round before)."""
     problem = _eyes_problem(faces64)
-    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], preview_every=10**6, mean_of=2,
+    config = default_config(dcgan, "inpaint", "ilo-auto", steps=[4, 4, 4, 4], preview_every=10**6, starts=2,
                             fill_detail=0.0)
     job = solve(dcgan, problem.operator, problem.observation, config)
     rows = job.auto.choices
@@ -194,7 +197,7 @@ def test_auto_radii_choose_once_per_image_for_the_mean_of_its_starts(dcgan, face
         assert torch.allclose(job.images()[b].cpu(), torch.cat([s.image for s in starts + before]).mean(0), atol=1e-6)
     with pytest.raises(ValueError, match="cannot be 2 starts"):
         AutoSolve(dcgan, problem.operator, problem.observation[:1].repeat(3, 1, 1, 1),
-                  default_config(dcgan, "inpaint", "ilo-auto", mean_of=1), starts=2)
+                  default_config(dcgan, "inpaint", "ilo-auto", starts=1), estimate=Estimate(starts=2))
 
 
 def test_the_page_estimate_counts_a_holes_starts_and_the_auto_candidates(dcgan):
@@ -220,7 +223,7 @@ def test_fill_detail_sharpens_only_the_hole_and_re_renders_from_its_file(dcgan, 
     problem = _eyes_problem(faces64)
     plain_config = default_config(dcgan, "inpaint", steps=[4, 4, 4, 4], preview_every=3, fill_detail=0.0)
     plain = solve(dcgan, problem.operator, problem.observation, plain_config)
-    job = Solve(dcgan, problem.operator, problem.observation, replace(plain_config, fill_detail=1.0))
+    job = Solve(dcgan, problem.operator, problem.observation, replace(plain_config, estimate=replace(plain_config.estimate, fill_detail=1.0)))
     previews = [e.image for e in job.run() if e.image is not None]
     assert torch.equal(job.solver.best_image(), plain.solver.best_image())  # the starts are the same
     missing = inpainting_mask("eyes", 64)
@@ -240,15 +243,15 @@ def test_fill_detail_sharpens_only_the_hole_and_re_renders_from_its_file(dcgan, 
     best = job.best[0]
     best.save(tmp_path / "detail.safetensors")
     again = Reconstruction.load(tmp_path / "detail.safetensors")
-    assert again.config["fill_detail"] == 1.0
+    assert again.config["estimate"]["fill_detail"] == 1.0
     assert torch.allclose(again.render(dcgan).cpu(), best.image, atol=1e-5)
 
 
 def test_fill_detail_is_refused_where_there_is_no_hole_and_out_of_range(dcgan):
     with pytest.raises(ValueError, match="from 0 to 8"):
-        SolverConfig(fill_detail=-1.0).validate()
+        SolverConfig(estimate=Estimate(fill_detail=-1.0)).validate()
     with pytest.raises(ValueError, match="from 0 to 8"):
-        SolverConfig(fill_detail=float("nan")).validate()
+        SolverConfig(estimate=Estimate(fill_detail=float("nan"))).validate()
     faces = torch.zeros(1, 3, 64, 64)
     problem = simulate("super-resolution", faces, factor=4)
     with pytest.raises(ValueError, match="needs an inpainting task"):

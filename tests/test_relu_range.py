@@ -48,7 +48,7 @@ def test_the_state_stays_non_negative_and_inside_its_l1_ball(dcgan, faces64):
     entry and still lies in the round's l1 ball around its (non-negative) start; without it the
     same solve reaches negative activations, which G_before never outputs."""
     problem = simulate("inpaint", torch.cat(faces64[:2]), mask=inpainting_mask("box", 64))
-    config = default_config(dcgan, "inpaint", steps=[10, 10, 10, 30], mean_of=1, fill_detail=0.0, preview_every=10**6)
+    config = default_config(dcgan, "inpaint", steps=[10, 10, 10, 30], starts=1, fill_detail=0.0, preview_every=10**6)
     kept = _run(ILOSolver(dcgan, problem.operator, problem.observation, config))
     loose = _run(ILOSolver(dcgan, problem.operator, problem.observation, replace(config, relu_range=False)))
     start = kept.round_start(3)

@@ -4,7 +4,6 @@ warning, and a small file cannot ask for thousands of rows, wrong shapes or NaN.
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import pytest

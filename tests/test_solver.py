@@ -9,13 +9,23 @@ import torch
 
 from ilo_core.engine.adam import Adam
 from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.estimate import Estimate
 from ilo_core.engine.presets import default_config
 from ilo_core.physics.metrics import psnr01
 from ilo_core.physics.operators import Inpainting, SuperResolution
 from ilo_core.engine.reconstruction import Reconstruction
-from ilo_core.engine.solver import ILOSolver, lr_schedule, solve
+from ilo_core.engine.methods import Solve
+from ilo_core.engine.solver import ILOSolver, lr_schedule
 
 SR = SuperResolution(4, 64)
+
+
+def solve(generator, operator, observation, config=None) -> ILOSolver:
+    """Algorithm 1 run to its end: the finished solver."""
+    solver = ILOSolver(generator, operator, observation, config)
+    for _ in solver.run():
+        pass
+    return solver
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -105,7 +115,7 @@ def test_ilo_beats_csgm_on_true_error_for_inpainting_at_equal_steps(dcgan, faces
     op = Inpainting.box(64, 36, 12, 14, 40)
     y = op.A(x)
     steps = [20, 20, 20, 20]
-    ilo = solve(dcgan, op, y, default_config(dcgan, "inpaint", "ilo", steps=steps, mean_of=1)).best_image()
+    ilo = solve(dcgan, op, y, default_config(dcgan, "inpaint", "ilo", steps=steps, starts=1)).best_image()
     csgm = solve(dcgan, op, y, default_config(dcgan, "inpaint", "csgm-mse", steps=steps)).best_image()
     assert float(psnr01(ilo, x)) > float(psnr01(csgm, x)) + 2.0
 
@@ -183,11 +193,19 @@ def test_csgm_baselines_are_round_zero_with_the_same_budget(dcgan):
     assert default_config(dcgan, "inpaint", "csgm-lpips").mse_weight == 0
 
 
-def test_restarts_keep_the_best_of_all(dcgan, faces64):
+def test_the_best_of_three_runs_keeps_the_best_of_all(dcgan, faces64):
     y = SR.A(faces64[0])
-    one = solve(dcgan, SR, y, SolverConfig(steps=(5,), lpips_weight=0.0, restarts=1))
-    three = solve(dcgan, SR, y, SolverConfig(steps=(5,), lpips_weight=0.0, restarts=3))
+    runs = []
+    for best_of in (1, 3):
+        job = Solve(dcgan, SR, y, SolverConfig(steps=(5,), lpips_weight=0.0, estimate=Estimate(best_of=best_of)))
+        events = list(job.run())
+        runs.append(job)
+    one, three = runs
+    assert [e.done for e in events] == list(range(1, 16)) and {e.total for e in events} == {15}
+    assert [e.restart for e in events[::5]] == [0, 1, 2]
     assert three.best[0].measurement_mse <= one.best[0].measurement_mse
+    assert three.best[0].measurement_mse == min(run.best[0].measurement_mse for run in three.runs)
+    assert torch.equal(three.runs[0].best[0].image, one.best[0].image)  # the first run is the one-run solve
 
 
 def _inpaint_solver(dcgan, faces64, steps=(5, 5, 5, 5), **overrides):
@@ -197,7 +215,7 @@ def _inpaint_solver(dcgan, faces64, steps=(5, 5, 5, 5), **overrides):
     mask = torch.zeros(64, 64, dtype=torch.bool)
     mask[36:52, 14:50] = True
     problem = simulate("inpaint", faces64[0], mask=mask)
-    config = default_config(dcgan, "inpaint", steps=list(steps), seed=2, **{"mean_of": 1, **overrides})
+    config = default_config(dcgan, "inpaint", steps=list(steps), seed=2, **{"starts": 1, **overrides})
     return ILOSolver(dcgan, problem.operator, problem.observation, config), config
 
 

@@ -76,14 +76,17 @@ class Solve:
         if self.auto is not None:
             yield from self._answers(self.auto.run())
             return
+        if self.config.estimate.best_of == 1:
+            yield from self._answers(self.solver.run())
+            return
         started = time.perf_counter()
-        yield from self._answers(self.solver.run())
-        for k in range(1, self.config.estimate.best_of):  # the next run carries on SNA's draws
-            if self.solver.nan_detected:
-                return
-            self.solver = ILOSolver(self.generator, self.operator, self.y, self.config, restart=k,
-                                    noise_rng=self.solver._noise_rng)
-            self.runs.append(self.solver)
+        for k in range(self.config.estimate.best_of):  # each run carries on SNA's draws from the one before
+            if k > 0:
+                if self.solver.nan_detected:
+                    return
+                self.solver = ILOSolver(self.generator, self.operator, self.y, self.config, restart=k,
+                                        noise_rng=self.solver._noise_rng)
+                self.runs.append(self.solver)
             for event in self._answers(self.solver.run()):
                 yield replace(event, done=sum(self.config.steps) * k + event.done, total=self.config.total_steps,
                               elapsed=time.perf_counter() - started, best_measurement_mse=self._best_mse())

@@ -16,26 +16,25 @@ import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.photo.alignment import ALIGNMENTS
-from ilo_core.photo.alignment import align, aligned_crop, from_aligned, paste_back
+from ilo_core.photo.alignment import ALIGNMENTS, from_aligned
 from ilo_core.atomic import write_json
 from ilo_core.engine.config import SOLVER_METHODS
 from ilo_core.engine.presets import default_config
 from ilo_core.checkpoints.download import KNOWN, download
 from ilo_core.frontends.export import FrameRecorder
-from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
+from ilo_core.photo.framing import answer_in_image
+from ilo_core.photo.intake import PhotoTask, take_photo
 from ilo_core.checkpoints import load_generator
 from ilo_core.checkpoints.loading import convert_checkpoint
-from ilo_core.photo.images import (ImageError, image_format, image_size, load_image, load_mask, open_image, pil_to_tensor,
-                             read_mask, save_image_atomic, tensor_to_uint8)
+from ilo_core.photo.images import (ImageError, image_format, image_size, load_image, load_mask, pil_to_tensor,
+                                   save_image_atomic, tensor_to_uint8)
 from ilo_core.engine.methods import Solve
 from ilo_core.physics.operators import TASKS
-from ilo_core.physics.problems import Problem, evaluate, from_observation, simulate
+from ilo_core.physics.problems import evaluate, from_observation, simulate
 from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 
 
@@ -192,6 +191,8 @@ def run_solve(args: argparse.Namespace) -> dict:
     if args.image is None and (args.repaired is not None or args.crop_out is not None or args.align is not None):
         raise ValueError("--align, --crop-out and --repaired need --image (the photo)")
     check_outputs(args)
+    if args.task == "inpaint" and args.mask is None:
+        raise ValueError("inpainting needs a mask (white = missing pixels): give --mask")
     photo = args.image if args.image is not None else args.observation
     photo_size = image_size(photo)
     if args.mask is not None:
@@ -200,45 +201,33 @@ def run_solve(args: argparse.Namespace) -> dict:
     size, device = generator.resolution, generator.device
     # the default: an image already the generator's size is taken as cut (a benchmark crop), else landmarks
     how = args.align or ("center" if photo_size == (size, size) else "landmarks")
-    photo_array, alignment, painted, mask, reframed = None, None, None, None, False
+    taken, mask, reframed = None, None, False
+    params = dict(observed=args.observed, factor=args.factor, sigma=args.sigma, measurements=args.measurements)
     if args.image is not None:
-        photo_array = np.asarray(open_image(args.image))
-        if args.align is None and photo_size == (size, size) and args.task == "inpaint" and args.mask is not None:
-            # a cut face framed otherwise than the generator's: its hole is solved in the generator's frame
-            alignment = frame_in_image(photo_array, generator.face_frame)
-            if alignment is not None:
-                print(f"solving the hole in the generator's frame ({alignment.describe()}); "
-                      "--align center solves the image as cut", file=sys.stderr)
-        reframed = alignment is not None
-        if args.mask is not None:
-            painted = read_mask(args.mask, photo_size)
-        if alignment is None:
-            alignment = align(photo_array, how, generator.face_frame, painted=painted, face=args.face)
-        if alignment.method != how and not reframed:
-            print(f"warning: no face found for --align {how}; used {alignment.method}", file=sys.stderr)
-        crop = aligned_crop(photo_array, alignment, size)
+        # one intake with the page (`ilo_core.photo.intake`); a cut face framed otherwise than the
+        # generator's gets its hole solved in the generator's frame
+        taken = take_photo(args.image, size, how, generator.face_frame, mask_file=args.mask, face=args.face,
+                           reframe_cut=args.align is None and args.task == "inpaint")
+        reframed = taken.reframed
+        if reframed:
+            print(f"solving the hole in the generator's frame ({taken.how}); "
+                  "--align center solves the image as cut", file=sys.stderr)
+        elif taken.alignment.method != how:
+            print(f"warning: no face found for --align {how}; used {taken.alignment.method}", file=sys.stderr)
+        problem = taken.pose(PhotoTask(args.task, seed=args.seed, **params), device)
     else:
         mask = load_mask(args.mask, size, photo_size) if args.mask is not None else None
-    params = dict(mask=mask, observed=args.observed, factor=args.factor, sigma=args.sigma,
-                  measurements=args.measurements)
-    if args.image is not None and args.task == "inpaint" and painted is not None:
-        # the painted pixels never reach the solve, not even through the resampling at the hole's edge
-        operator, observation = framed_inpainting(photo_array, painted, alignment, size)
-        problem = Problem("inpaint", operator.to(device), observation.to(device), pil_to_tensor(crop).to(device))
-    elif args.image is not None:
-        problem = simulate(args.task, pil_to_tensor(crop).to(device), seed=args.seed, **params)
-    else:
         observed = load_image(args.observation, size if args.task != "super-resolution" else size // args.factor)
-        problem = from_observation(args.task, observed.to(device), size, **params)
+        problem = from_observation(args.task, observed.to(device), size, mask=mask, **params)
     detail = {} if args.detail is None else {"fill_detail": args.detail}
     config = default_config(generator, args.task, args.method, observed=args.observed, steps=args.steps,
                             seed=args.seed, **detail)
     solver = Solve(generator, problem.operator, problem.observation, config)
     scored, in_image = problem, (lambda images: images)
     if reframed:  # answers are shown, saved and scored in the image's own pixels
-        scored = simulate("inpaint", pil_to_tensor(Image.fromarray(photo_array)).to(device), seed=args.seed,
-                          mask=torch.from_numpy(painted))
-        in_image = partial(answer_in_image, alignment=alignment, observation=scored.observation,
+        scored = simulate("inpaint", pil_to_tensor(Image.fromarray(taken.original)).to(device), seed=args.seed,
+                          mask=torch.from_numpy(taken.painted))
+        in_image = partial(answer_in_image, alignment=taken.alignment, observation=scored.observation,
                            keep=scored.operator.keep)
     events, total = solver.run(), solver.total_steps
     recorder = FrameRecorder()
@@ -267,20 +256,18 @@ def run_solve(args: argparse.Namespace) -> dict:
     result = in_image(best.image.to(device))
     repaired = None
     if args.repaired is not None:
-        region = painted if args.task == "inpaint" else None
-        repaired = (tensor_to_uint8(result) if reframed
-                    else paste_back(photo_array, tensor_to_uint8(best.image), alignment, region))
+        repaired = tensor_to_uint8(result) if reframed else taken.paste(tensor_to_uint8(best.image), args.task)
     guessing, heatmap = {}, None
     if args.spread is not None:
         spread = solver.spread()  # the solve's own starts, else SPREAD_STARTS more as one batch
         spread = spread[0] if spread is not None else restart_spread(generator, problem, config)[1]
         if reframed:
-            spread = torch.from_numpy(from_aligned(spread.cpu().numpy(), alignment)).clamp(min=0)
+            spread = torch.from_numpy(from_aligned(spread.cpu().numpy(), taken.alignment)).clamp(min=0)
         heatmap = Image.fromarray(spread_heatmap(spread))
         guessing.update(spread_summary(spread, scored.operator))
     save_image_atomic(result, args.out)
     if args.crop_out is not None:
-        save_image_atomic(crop, args.crop_out)
+        save_image_atomic(taken.photo, args.crop_out)
     if args.gif is not None:
         recorder.save_gif(args.gif, final=result)
     if args.save_state is not None:
@@ -294,7 +281,7 @@ def run_solve(args: argparse.Namespace) -> dict:
         guessing["auto"] = solver.choices[0].to_dict()
     report = {"task": args.task, "method": args.method, "steps": total, "starts": config.estimate.starts, "seconds": seconds,
               "generator": args.generator, "seed": args.seed, "nan_detected": solver.nan_detected,
-              "best_round": best.round_index, "alignment": None if alignment is None else alignment.describe(),
+              "best_round": best.round_index, "alignment": None if taken is None else taken.how,
               "solved_in_generator_frame": reframed, **evaluate(result, scored), **guessing}
     if args.report is not None:
         write_json(report, args.report)

@@ -25,14 +25,13 @@ from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.auto import work_steps as auto_work_steps
 from ilo_core.engine.presets import default_config, default_estimate
 from ilo_core.frontends.export import FrameRecorder
-from ilo_core.photo.framing import framed_inpainting
-from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, outline, paste_back
+from ilo_core.photo.alignment import align, aligned_crop, outline
 from ilo_core.generators.base import FaceFrame, SplitGenerator
-from ilo_core.photo.images import (ImageError, image_size, open_image, open_upright, pil_to_tensor, read_mask,
-                             save_image_atomic, tensor_to_uint8)
+from ilo_core.photo.images import ImageError, open_image, save_image_atomic, tensor_to_uint8
+from ilo_core.photo.intake import InputError, PhotoTask, TakenPhoto, percent, sentence, take_photo
 from ilo_core.engine.methods import Solve
 from ilo_core.physics.operators import TASKS
-from ilo_core.physics.problems import Problem, evaluate, from_observation, simulate
+from ilo_core.physics.problems import Problem, evaluate, simulate
 from ilo_core.engine.solver import ILOSolver
 
 METHOD_LABELS = {"ILO": "ilo", "ILO, auto radii": "ilo-auto", "CSGM-MSE (PULSE-style)": "csgm-mse", "CSGM-LPIPS": "csgm-lpips",
@@ -40,13 +39,6 @@ METHOD_LABELS = {"ILO": "ilo", "ILO, auto radii": "ilo-auto", "CSGM-MSE (PULSE-s
 TASK_LABELS = {"Inpainting (paint the region)": "inpaint", "Random inpainting": "random-inpaint",
                "Super-resolution": "super-resolution", "Denoising": "denoise",
                "Compressed sensing": "compressed-sensing"}
-MIN_MISSING, MAX_MISSING = 0.001, 0.98
-
-
-class InputError(ValueError):
-    """Bad input from the page; the message is shown to the person as is."""
-
-
 LOG = logging.getLogger("ilo_studio")
 MAX_SEED = 2**31 - 1
 NEEDS_IMAGE_VIEW = {"csgm-lpips", "csgm-mse-lpips"}  # LPIPS compares images: not for compressed sensing
@@ -75,86 +67,14 @@ def parse_seed(value: object) -> int:
     return whole_number(value, "The seed", MAX_SEED)
 
 
-@dataclass
-class PhotoInput:
-    """The photo's aligned square at the generator's size, the painted mask in it, and what
-    is needed to paste the result back into the whole photo."""
-
-    photo: Image.Image          # size x size RGB: what the generator sees
-    missing: np.ndarray | None  # [size, size] bool, True = painted (missing)
-    how: str                    # how the square was found, in words
-    original: np.ndarray        # the whole photo, H x W x 3 uint8
-    painted: np.ndarray         # [H, W] bool: the painted pixels of the whole photo
-    alignment: Alignment
-
-
 def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file: str | Path | None = None,
-                frame: FaceFrame = FaceFrame(), face: int = 0) -> PhotoInput:
+                frame: FaceFrame = FaceFrame(), face: int = 0) -> TakenPhoto:
     """An ImageMask value (background / layers as file paths, bytes, arrays or PIL images) ->
-    aligned photo and mask.
-
-    The photo is read as a person sees it (EXIF orientation, 16-bit, CMYK: `open_image`). The
-    painted layers' alpha channel is the mask, joined by `mask_file` (white = missing; the
-    photo's size or exactly its aspect ratio) when given; a layer is checked by its header
-    against the photo before it is decoded (`read_layer`). The alignment (`align_how`:
-    landmarks, box or center, each falling back to the next; landmarks in the generator's
-    face `frame`) is applied to photo and mask alike; in a photo of several faces it takes
-    the one under the paint, else the `face`-th largest.
-    """
+    the photo intake (`take_photo`): its painted layers' alpha is the mask, joined by `mask_file`."""
     if not value or value.get("background") is None:
         raise InputError("Upload a photo first (or pick one of the examples).")
-    try:
-        photo = open_image(value["background"], "the photo")
-        painted = np.zeros((photo.height, photo.width), dtype=bool)
-        for layer in value.get("layers") or []:
-            if layer is not None:
-                painted |= read_layer(layer, photo.size)
-    except ImageError as err:
-        raise InputError(sentence(str(err))) from None
-    if mask_file:
-        try:
-            painted |= read_mask(mask_file, photo.size)  # its header is checked before it is decoded
-        except ImageError as err:
-            raise InputError(f"The mask file: {err}.") from None
-    original = np.asarray(photo)
-    try:
-        alignment = align(original, align_how, frame, painted=painted, face=face)
-    except ValueError as err:
-        raise InputError(sentence(str(err))) from None
-    return PhotoInput(aligned_crop(original, alignment, size), aligned_mask(painted, alignment, size),
-                      alignment.describe(), original, painted, alignment)
-
-
-MAX_LAYER_SCALE = 4  # a painted layer may have at most this many times the photo's pixels (plus 1 MP)
-
-
-def read_layer(layer: str | Path | bytes | np.ndarray | Image.Image, photo_size: tuple[int, int]) -> np.ndarray:
-    """A painted layer -> [H, W] bool at the photo's (width, height): True where painted (alpha > 0).
-
-    The layer must have the photo's aspect ratio (within 1 %) and at most MAX_LAYER_SCALE times
-    its pixels, checked by the header before anything is decoded; ImageError otherwise."""
-    if isinstance(layer, (str, Path, bytes, bytearray, memoryview)):
-        width, height = image_size(layer, "the painted layer")
-    else:
-        layer = np.asarray(layer)
-        height, width = layer.shape[:2]
-    pw, ph = photo_size
-    if abs(width * ph - height * pw) > 0.01 * max(width * ph, height * pw):
-        raise ImageError(f"the painted layer is {width} × {height} px but the photo is {pw} × {ph} px: "
-                         f"paint on the photo as shown")
-    if width * height > MAX_LAYER_SCALE * pw * ph + 1_000_000:
-        raise ImageError(f"the painted layer is {width} × {height} px, far larger than the {pw} × {ph} px photo")
-    image = open_upright(layer, "the painted layer")
-    alpha = np.asarray(image.getchannel("A") if "A" in image.getbands() else image.convert("RGBA").getchannel("A"))
-    if alpha.shape != (ph, pw):
-        alpha = np.asarray(Image.fromarray(alpha).resize(photo_size, Image.NEAREST))
-    return alpha > 0
-
-
-def sentence(text: str) -> str:
-    """A message as a sentence: capital first letter, final full stop."""
-    text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+    return take_photo(value["background"], size, align_how, frame, layers=value.get("layers") or [],
+                      mask_file=mask_file, face=face)
 
 
 DISPLAY_SIDE = 1600  # a photo larger than this (either side) is painted on a copy of this size
@@ -225,40 +145,12 @@ def crop_preview(path: str | Path | bytes | None, size: int, align_how: str = "b
     return np.asarray(aligned_crop(photo, alignment, size)), outline(photo, alignment), note
 
 
-def pose_problem(inputs: PhotoInput, task: str, degraded: bool, *, observed_pct: float, factor: int,
+def pose_problem(inputs: TakenPhoto, task: str, degraded: bool, *, observed_pct: float, factor: int,
                  sigma: float, measurements_pct: float, seed: int, device: torch.device) -> Problem:
-    """The inverse problem from the page's choices (percentages in (0, 100])."""
-    size = inputs.photo.width
-    for name, pct in (("observed pixels", observed_pct), ("measurements", measurements_pct)):
-        if not (isinstance(pct, (int, float)) and math.isfinite(pct) and 0 < pct <= 100):
-            raise InputError(f"The percentage of {name} must be in (0, 100], got {pct}.")
-    params = dict(observed=observed_pct / 100, factor=int(number("The SR factor", factor)),
-                  sigma=number("The noise sigma", sigma), measurements=measurements_pct / 100)
-    if task == "inpaint":
-        frac = float(inputs.missing.mean()) if inputs.missing is not None else 0.0
-        if frac < MIN_MISSING and inputs.painted.any():
-            raise InputError("The painted region lies outside the face's square: paint over the face to repair "
-                             "(the generator repairs faces).")
-        if frac < MIN_MISSING:
-            raise InputError("The mask is empty: paint the region to reconstruct with the brush.")
-        if frac > MAX_MISSING:
-            raise InputError("The mask covers the whole photo: leave some pixels observed.")
-        # the painted pixels never reach the solve, not even through the resampling at the hole's edge
-        operator, observation = framed_inpainting(inputs.original, inputs.painted, inputs.alignment, size)
-        clean = None if degraded else pil_to_tensor(inputs.photo).to(device)
-        return Problem(task, operator.to(device), observation.to(device), clean)
-    image = pil_to_tensor(inputs.photo).to(device)
-    try:
-        if degraded:
-            if task == "super-resolution":
-                low = size // int(factor) if factor and size % int(factor) == 0 else 0
-                if low < 1:
-                    raise ValueError(f"factor {factor} does not divide the generator size {size}")
-                image = pil_to_tensor(inputs.photo.resize((low, low), Image.BICUBIC)).to(device)
-            return from_observation(task, image, size, **params)
-        return simulate(task, image, seed=seed, **params)
-    except ValueError as err:
-        raise InputError(str(err)[:1].upper() + str(err)[1:] + ".") from None
+    """The inverse problem from the page's choices (percentages in (0, 100]): `TakenPhoto.pose`."""
+    observed, measurements = percent("observed pixels", observed_pct), percent("measurements", measurements_pct)
+    return inputs.pose(PhotoTask(task, degraded, observed=observed, factor=int(number("The SR factor", factor)),
+                                 sigma=number("The noise sigma", sigma), measurements=measurements, seed=seed), device)
 
 
 def number(label: str, value: object) -> float:
@@ -433,13 +325,6 @@ class OutputFolders:
         return removed
 
 
-def repair(photo: PhotoInput, result: np.ndarray, task: str) -> np.ndarray:
-    """The whole photo with `result` (the generator-size image, uint8) pasted back: for
-    inpainting only the painted region (grown by the feather) changes; otherwise the aligned
-    square, with a feathered edge."""
-    return paste_back(photo.original, result, photo.alignment, photo.painted if task == "inpaint" else None)
-
-
 def file_stem(label: str) -> str:
     """A method's label as the start of a download's name: 'ILO, auto radii' -> 'ilo-auto-radii'."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "result"
@@ -457,7 +342,7 @@ def first_changed_round(old: SolverConfig, new: SolverConfig) -> int | None:
 
 
 def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, SolverConfig], stop: StopFlag,
-            out_dir: Path, min_interval: float = 0.3, photo: PhotoInput | None = None,
+            out_dir: Path, min_interval: float = 0.3, photo: TakenPhoto | None = None,
             rerun: dict[str, tuple[Solve, int]] | None = None) -> Iterator[Update]:
     """Run one solve per config (e.g. ILO and CSGM-MSE), yielding throttled updates, then
     the final update with images, metrics, downloads and the solvers. Stop keeps the best
@@ -525,7 +410,7 @@ def run_job(generator: SplitGenerator, problem: Problem, configs: dict[str, Solv
         files = [str(png), str(gif), str(state)]
         repaired = None
         if photo is not None:
-            repaired = repair(photo, image, problem.task)
+            repaired = photo.paste(image, problem.task)
             repaired_png = out_dir / f"{stem}_repaired_photo.png"
             save_image_atomic(Image.fromarray(repaired), repaired_png)
             files.insert(0, str(repaired_png))
