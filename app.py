@@ -138,6 +138,12 @@ def example_paths(generator: SplitGenerator, folder: Path) -> list[str]:
     return paths
 
 
+# --- the only place the page reads Gradio's private queue (no public API says when an event was
+# queued or which wait); tests/test_page_reliability.py fails when a Gradio upgrade changes them
+QUEUE_INTERNALS = {"queue": "_queue", "running": "active_jobs", "waiting": "event_queue_per_concurrency_id",
+                   "event": ("request", "enqueue_time", "session_hash", "fn")}
+
+
 def queued_at(demo: gr.Blocks, request: gr.Request) -> float:
     """When Gradio queued the event this handler runs for (time.monotonic()); now if unknown."""
     for job in getattr(getattr(demo, "_queue", None), "active_jobs", None) or []:

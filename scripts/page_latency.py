@@ -1,6 +1,6 @@
 """Latency and throughput of the page with 1, 2 and 4 concurrent clients (gradio_client).
 
-    python scripts/page_latency.py [--clients 1 2 4] [--runs 3] [--steps 25]
+    python -m scripts.page_latency [--clients 1 2 4] [--runs 3] [--steps 25]
 
 Launches `app.build_demo` on the embedded generator at 127.0.0.1 in this process; each
 client runs `--runs` inpainting solves of 4 x `--steps` steps one after another. Prints,
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
 
 def main() -> None:

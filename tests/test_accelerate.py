@@ -23,7 +23,8 @@ from ilo_core.accelerate.stylegan2 import ScaledModulatedConv2d
 from ilo_core.engine.config import SolverConfig
 from ilo_core.checkpoints import load_generator
 from ilo_core.generators.stylegan2 import ModulatedConv2d
-from ilo_core.physics.operators import Denoising, SuperResolution, bicubic_downsample, build_operator
+from ilo_core.physics.operators import Denoising, SuperResolution, bicubic_downsample
+from ilo_core.physics.problems import build_operator
 from ilo_core.perceptual.distance import PerceptualDistance, get_lpips
 from ilo_core.perceptual.network import LPIPSNetwork, unit_normalize
 from ilo_core.engine.solver import ILOSolver

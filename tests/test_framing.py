@@ -83,7 +83,7 @@ def test_in_the_generators_frame_the_box_crops_strokes_are_filled_better(dcgan):
     """Both example faces, cut by their face box, the evaluation's strokes mask, one seed:
     the default ILO solve in the generator's frame against the same solve as cut (measured
     +0.71 and +0.75 dB here, +0.33 on another machine: here better on average over the two
-    faces; `scripts/frame_match.py` measures the gain)."""
+    faces; `ilo_core/evaluation/studies/frame_match.py` measures the gain)."""
     setting = Setting("inpaint", "strokes", 0.0, {"mask": inpainting_mask("strokes", 64)})
     missing = setting.params["mask"]
     keep = ~missing[None, None]

@@ -1,20 +1,17 @@
-"""scripts/held_out_faces.py: a group photo becomes one square per face, and an archive that is
+"""ilo_core/evaluation/studies/held_out_faces.py: a group photo becomes one square per face, and an archive that is
 not the one the figures were measured with is refused (no network: the archives are built here)."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-from held_out_faces import Source, face_squares, fetch, write_faces  # noqa: E402
+from ilo_core.evaluation.studies.held_out_faces import Source, face_squares, fetch, write_faces
 
 FACES = Path(__file__).resolve().parent.parent / "assets" / "faces"
 needs_dlib = pytest.mark.skipif(importlib.util.find_spec("dlib") is None,

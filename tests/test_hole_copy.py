@@ -1,17 +1,13 @@
-"""scripts/auto_holes.py's hole-shaped held-out copy: where it goes, and when there is none."""
+"""ilo_core/evaluation/studies/auto_holes.py's hole-shaped held-out copy: where it goes, and when there is none."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-from auto_holes import COPY_OBSERVED, hole_copy  # noqa: E402
-from ilo_core.evaluation.evaluate import inpainting_mask  # noqa: E402
+from ilo_core.evaluation.studies.auto_holes import COPY_OBSERVED, hole_copy
+from ilo_core.evaluation.evaluate import inpainting_mask
 
 
 def moved(hole: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

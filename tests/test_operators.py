@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from conftest import FACES, ROOT
+from ilo_core.physics.problems import build_operator
 from ilo_core.physics.operators import (CompressedSensing, Denoising, Inpainting, RandomInpainting,
-                                SuperResolution, build_operator, linear_adjoint)
+                                SuperResolution, linear_adjoint)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZE = 16

@@ -584,3 +584,22 @@ def test_sigterm_ends_the_page_and_removes_its_examples_folder(tmp_path):
     finally:
         proc.kill()
     assert not list(tmp_path.glob("ilo_studio_examples_*"))
+
+
+def test_the_private_gradio_queue_attributes_the_page_reads_are_still_there():
+    """`app.queued_at` and `app.waiting_runs` read Gradio's queue (no public API has when an
+    event was queued); a Gradio upgrade that renames them fails here, not silently on the page."""
+    import inspect
+
+    import gradio as gr
+    from gradio.queueing import Event
+
+    from app import QUEUE_INTERNALS
+
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    queue = getattr(demo, QUEUE_INTERNALS["queue"])
+    assert isinstance(getattr(queue, QUEUE_INTERNALS["running"]), list)
+    assert isinstance(getattr(queue, QUEUE_INTERNALS["waiting"]), dict)
+    assigned = set(Event.__init__.__code__.co_names) | set(inspect.signature(Event.__init__).parameters)
+    assert set(QUEUE_INTERNALS["event"]) <= assigned

@@ -5,6 +5,7 @@ generator, never the global one, which this torch build seeds differently per pr
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import subprocess
 import sys
@@ -44,8 +45,10 @@ def digests(seed: int = 3) -> dict[str, str]:
 
 def test_every_task_gives_bit_identical_results_twice_in_a_process_and_in_another_process():
     first, second = digests(), digests()
-    code = "import json, sys; sys.path.insert(0, 'tests'); from test_reproducibility import digests; print(json.dumps(digests()))"
-    other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    code = "import json; from test_reproducibility import digests; print(json.dumps(digests()))"
+    path = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
+    other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PYTHONPATH": path})
     assert other.returncode == 0, other.stderr
     assert first == second
     assert json.loads(other.stdout.strip().splitlines()[-1]) == first

@@ -36,7 +36,7 @@ class FaceFrame:
     """Where FFHQ's landmark square (`ilo_core.photo.alignment.quad_from_landmarks`) sits in a
     generator's images, in fractions of the image side: its side, and its centre (x, y).
     FFHQ-trained generators are (1, 0.5, 0.5) by construction; a generator trained on tighter
-    crops has side > 1. `scripts/face_frame.py` measures it on a generator's samples."""
+    crops has side > 1. `ilo_core/evaluation/studies/face_frame.py` measures it on a generator's samples."""
 
     side: float = 1.0
     x: float = 0.5

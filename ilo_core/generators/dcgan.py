@@ -45,7 +45,7 @@ class DCGANGenerator(SplitGenerator):
     num_layers = 5
     nz = 100
     nonnegative_state = True  # stages 0-3 end in BatchNorm + ReLU
-    #: DigiFace faces fill more of the frame than FFHQ's: `python scripts/face_frame.py`
+    #: DigiFace faces fill more of the frame than FFHQ's: `python -m ilo_core.evaluation.studies face_frame`
     #: (256 samples, dlib found 194 faces) gives FFHQ's square 1.339 times the image side
     face_frame = FaceFrame(side=1.339, x=0.499, y=0.506)
     #: measured on this checkpoint (the embedded DigiFace DCGAN): docs/tuning.md

@@ -10,7 +10,7 @@ DCGAN's fill a quarter more of the picture than FFHQ's). A crop already at the g
 size but framed otherwise (a benchmark's 64 px face, a face detector's box) asks it for a face
 it never drew, and ILO fills the hole worse: on the 11 held-out faces cut by a face box, the
 small holes' margin over Telea was +1.3 dB solved as given and +2.3 dB solved in the frame
-(`scripts/frame_match.py`). So the CLI solves such a hole as the page solves a photo's: it
+(`ilo_core/evaluation/studies/frame_match.py`). So the CLI solves such a hole as the page solves a photo's: it
 finds the generator's square in the image (`frame_in_image`), solves the hole there, and
 answers in the image's own pixels (`answer_in_image`).
 """

@@ -1,6 +1,6 @@
 """Hole fill against fill detail: the measurement behind `SolverConfig.fill_detail`.
 
-    python scripts/fill_detail.py [--images DIR] [--samples N] [--seeds 2] [--sigmas 0,0.5,0.7,1,1.2]
+    python -m ilo_core.evaluation.studies fill_detail [--images DIR] [--samples N] [--seeds 2] [--sigmas 0,0.5,0.7,1,1.2]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) on every image: ILO's
 default solve (the mean of DCGAN_FILL_STARTS starts' last two rounds, the hole's coarse cells in
@@ -18,8 +18,8 @@ import sys
 
 import torch
 
-from hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
-from ilo_core.engine.detail import with_detail
+from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
+from ilo_core.engine.estimate import with_detail
 from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.engine.methods import solve
 from ilo_core.physics.problems import simulate

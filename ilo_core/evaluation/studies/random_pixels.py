@@ -1,6 +1,6 @@
 """Random pixels at 5 %: ILO's default against the variants tried to reach 2x the best CSGM.
 
-    python scripts/random_pixels.py [--images DIR] [--samples N] [--seeds 3] [--observed 0.05]
+    python -m ilo_core.evaluation.studies random_pixels [--images DIR] [--samples N] [--seeds 3] [--observed 0.05]
 
 Whole-image true MSE x 1e-3 (the evaluation's figure: the answer as solved, observed pixels not
 pasted back), mean over images and seeds, of CSGM-MSE (one start, 200 steps), OpenCV's Telea,
@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from hole_bench import add_image_arguments, set_up
+from ilo_core.evaluation.studies.hole_bench import add_image_arguments, set_up
 from ilo_core.engine.presets import DCGAN_FILL_STARTS
 from ilo_core.evaluation.evaluate import Setting, classical_inpaint, method_config
 from ilo_core.engine.methods import solve

@@ -1,6 +1,6 @@
 """Where a generator's faces sit in its images: the measurement behind `SplitGenerator.face_frame`.
 
-    python scripts/face_frame.py [--generator default] [--samples 256] [--seed 0]
+    python -m ilo_core.evaluation.studies face_frame [--generator default] [--samples 256] [--seed 0]
 
 Renders `--samples` random samples, finds dlib's 5 landmarks on each (enlarged, with a
 border) and prints the median of FFHQ's landmark square in them, as fractions of the image
@@ -11,16 +11,12 @@ frame) and its centre. The page and the CLI cut a photo's face to this frame.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ilo_core.photo.alignment import measure_face_frame  # noqa: E402
-from ilo_core.checkpoints import load_generator  # noqa: E402
-from ilo_core.photo.images import tensor_to_uint8  # noqa: E402
+from ilo_core.photo.alignment import measure_face_frame
+from ilo_core.checkpoints import load_generator
+from ilo_core.photo.images import tensor_to_uint8
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """A cut face's hole solved as cut against solved in the generator's frame: the measurement
 behind the CLI's default for an image already at the generator's size (`ilo_core.photo.framing`).
 
-    python scripts/frame_match.py [--images DIR] [--seeds 2] [--align box] [--methods ilo,csgm-mse]
+    python -m ilo_core.evaluation.studies frame_match [--images DIR] [--seeds 2] [--align box] [--methods ilo,csgm-mse]
 
 Every painted mask of the evaluation (box, eyes, strokes, right half) on every face, cut at
 64 px by `--align` (default box: the face detector's box enlarged 1.5x, a crop framed otherwise
@@ -20,9 +20,8 @@ import sys
 import time
 
 import numpy as np
-import torch
 
-from hole_bench import MASKS, add_image_arguments, print_table, set_up
+from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, print_table, set_up
 from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
 from ilo_core.photo.images import tensor_to_uint8

@@ -1,6 +1,6 @@
 """How much ilo-auto could gain on painted holes, and whether a hole-shaped held-out copy finds it.
 
-    python scripts/auto_holes.py [--images DIR] [--samples N] [--seeds 2]
+    python -m ilo_core.evaluation.studies auto_holes [--images DIR] [--samples N] [--seeds 2]
 
 ilo-auto chooses a schedule (every radius x 0.25 / 1 / 4, 2-4 rounds) by the error on held-out
 observed pixels; for a painted hole it holds out a ring around the hole (`ilo_core.engine.auto`). This
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hole_bench import add_image_arguments, set_up
+from ilo_core.evaluation.studies.hole_bench import add_image_arguments, set_up
 from ilo_core.engine.auto import SCALES, _schedule
 from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
 from ilo_core.engine.methods import solve
