@@ -28,7 +28,7 @@ class Reconstruction:
     """The best iterate of one image: render_from(split, state, variables) reproduces `image`.
 
     State and variables have batch size K: the K starts whose mean image is the answer
-    (`SolverConfig.mean_of`; usually K = 1); `image` is that mean, [1, 3, R, R] in [-1, 1],
+    (`Estimate.starts`; usually K = 1); `image` is that mean, [1, 3, R, R] in [-1, 1],
     plus `detail` where fill detail was asked for (`ilo_core.engine.detail`; [1, 3, R, R], else None).
     """
 

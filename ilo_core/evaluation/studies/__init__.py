@@ -32,3 +32,13 @@ def run(name: str, argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"ilo_core.evaluation.studies.{name}")
     sys.argv = [f"python -m ilo_core.evaluation.studies {name}", *(argv or [])]
     return module.main() or 0
+
+
+def command(argv: list[str] | None = None) -> int:
+    """`ilo-study [NAME [ARGS]]` (and `python -m ilo_core.evaluation.studies`): list the studies, or run one."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "list"):
+        for name, about in STUDIES.items():
+            print(f"{name:15s} {about}")
+        return 0
+    return run(argv[0], argv[1:])

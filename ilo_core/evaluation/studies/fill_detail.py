@@ -3,7 +3,7 @@
     python -m ilo_core.evaluation.studies fill_detail [--images DIR] [--samples N] [--seeds 2] [--sigmas 0,0.5,0.7,1,1.2]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) on every image: ILO's
-default solve (the mean of DCGAN_FILL_STARTS starts' last two rounds, the hole's coarse cells in
+default solve (the mean of `Tuning.fill_starts` starts' last two rounds, the hole's coarse cells in
 range), scored with each `--sigmas` value of fill detail put back into the hole (0 = the plain
 mean; the same solve for every value), beside OpenCV's Telea and CSGM-MSE (one start, the same
 200 steps). Hole PSNR dB / hole LPIPS (alex, the observed pixels pasted back). Images: the faces
@@ -46,9 +46,9 @@ def main() -> None:
             fills["CSGM-MSE"] = solve(g, problem.operator, problem.observation, csgm).images()
             config = method_config(g, setting, "ilo", 50, None, seed)
             job = solve(g, problem.operator, problem.observation, config)
-            rows = averaged_rows(job, n, config.mean_rounds)  # what the default's answer averages
+            rows = averaged_rows(job, n, config.estimate.rounds_averaged)  # what the default's answer averages
             for sigma in sigmas:
-                name = f"ILO, mean of {config.mean_of}" + (f", detail {sigma:g} px" if sigma else "")
+                name = f"ILO, mean of {config.estimate.starts}" + (f", detail {sigma:g} px" if sigma else "")
                 fills[name] = torch.cat([with_detail(r, ~keep[0:1].cpu(), sigma) for r in rows])
             for name, fill in fills.items():
                 for kind, score in zip(kinds, bench.scores(fill, keep)):

@@ -1,4 +1,4 @@
-"""Hole fill against the number of averaged starts: the measurement behind DCGAN_FILL_STARTS.
+"""Hole fill against the number of averaged starts: the measurement behind `Tuning.fill_starts`.
 
     python -m ilo_core.evaluation.studies fill_starts [--images DIR] [--samples N] [--seeds 2] [--starts 8]
 
@@ -40,7 +40,8 @@ def main() -> None:
             keep = problem.operator.keep
             fills = {"telea": classical_inpaint(problem, "telea")}
             for schedule in ("4 rounds", "3 rounds"):
-                cfg = dataclasses.replace(method_config(g, setting, "ilo", 50, None, seed), mean_of=k)
+                cfg = method_config(g, setting, "ilo", 50, None, seed)
+                cfg = dataclasses.replace(cfg, estimate=dataclasses.replace(cfg.estimate, starts=k))
                 if schedule == "3 rounds":  # the earlier hole default: 67, 67, 66 steps
                     cfg = dataclasses.replace(cfg, steps=(67, 67, 66), radii={n_: v[:3] for n_, v in cfg.radii.items()})
                 job = solve(g, problem.operator, problem.observation, cfg)

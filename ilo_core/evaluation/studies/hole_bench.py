@@ -41,11 +41,11 @@ class HoleBench:
         return [(psnr_from_mse(float(h)), float(d)) for h, d in zip(hole, dist)]
 
 
-def averaged_rows(job: Solve, images: int, mean_rounds: int) -> list[Tensor]:
-    """Per image, the iterates [M, 3, R, R] in [-1, 1] that an answer with `mean_rounds` averages,
+def averaged_rows(job: Solve, images: int, rounds_averaged: int) -> list[Tensor]:
+    """Per image, the iterates [M, 3, R, R] in [-1, 1] that an answer with `rounds_averaged` averages,
     from one solve: each start's best iterate and its best of the rounds before (`with_earlier_rounds`)."""
     solver, starts = job.solver, job.starts
-    groups = with_earlier_rounds(solver.best, solver.best_after_round, mean_rounds)
+    groups = with_earlier_rounds(solver.best, solver.best_after_round, rounds_averaged)
     return [torch.cat([it.image for g in groups[b * starts:(b + 1) * starts] for it in g]).cpu()
             for b in range(images)]
 

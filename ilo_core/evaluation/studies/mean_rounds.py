@@ -1,11 +1,11 @@
-"""Hole fill against the rounds each start adds to the mean: the measurement behind DCGAN_MEAN_ROUNDS.
+"""Hole fill against the rounds each start adds to the mean: the measurement behind `Tuning.fill_rounds`.
 
     python -m ilo_core.evaluation.studies mean_rounds [--images DIR] [--samples N] [--seeds 2] [--align landmarks|box]
 
 Every inpainting mask of the evaluation (box, eyes, strokes, right half) and random pixels at
-5-50 % on every image: ILO's default solve once (the mean of DCGAN_FILL_STARTS starts), its
+5-50 % on every image: ILO's default solve once (the mean of `Tuning.fill_starts` starts), its
 answer rebuilt from each start's best iterates of its last 1, 2 (the default,
-`SolverConfig.mean_rounds`, for holes and random pixels below 20 % observed) and 3 rounds, with
+`Estimate.rounds_averaged`, for holes and random pixels below 20 % observed) and 3 rounds, with
 the default fill detail on the holes (the medoid of all the averaged iterates, as
 `ilo_core.engine.methods.Solve` does), and without detail with a weight w on the round before the last
 (w = 0.5 is the mean of the two). Beside OpenCV's Telea. Holes: hole PSNR dB / hole LPIPS (alex,
@@ -51,7 +51,7 @@ def main() -> None:
             keep = problem.operator.keep.cpu()  # [1, 1, R, R], True = observed
             config = method_config(g, setting, "ilo", 50, None, seed)
             job = solve(g, problem.operator, problem.observation, config)
-            sigma = config.fill_detail
+            sigma = config.estimate.fill_detail
             fills = {"Telea": classical_inpaint(problem, "telea").cpu()}
             rows = {m: averaged_rows(job, n, m) for m in (1, 2, 3)}
             for m, images in rows.items():

@@ -4,7 +4,7 @@
 
 Whole-image true MSE x 1e-3 (the evaluation's figure: the answer as solved, observed pixels not
 pasted back), mean over images and seeds, of CSGM-MSE (one start, 200 steps), OpenCV's Telea,
-ILO's default (the mean of DCGAN_FILL_STARTS starts, 4 x 50 steps) and variants of it, each with
+ILO's default (the mean of the generator's `Tuning.fill_starts` starts, 4 x 50 steps) and variants of it, each with
 CSGM-MSE's error divided by its own. The variants:
 
 - more starts averaged (12, 24): what the mean's variance term is worth; 24 and the default's
@@ -25,7 +25,6 @@ import sys
 import numpy as np
 
 from ilo_core.evaluation.studies.hole_bench import add_image_arguments, set_up
-from ilo_core.engine.presets import DCGAN_FILL_STARTS
 from ilo_core.evaluation.evaluate import Setting, classical_inpaint, method_config
 from ilo_core.engine.methods import solve
 from ilo_core.physics.operators import GaussianNoise
@@ -33,8 +32,8 @@ from ilo_core.physics.problems import evaluate_batch, simulate
 
 VARIANTS: dict[str, dict] = {
     "ILO (default)": {},
-    "mean of 12 starts": {"mean_of": 12},
-    "mean of 24 starts": {"mean_of": 24},
+    "mean of 12 starts": {"starts": 12},
+    "mean of 24 starts": {"starts": 24},
     "lr 0.05": {"lr": 0.05},
     "lr 0.2": {"lr": 0.2},
     "round 0: 100 steps": {"steps": (100, 34, 33, 33)},
@@ -61,7 +60,11 @@ def main() -> None:
         for name, change in VARIANTS.items():
             change = dict(change)
             noise = change.pop("sna", None)
-            config = dataclasses.replace(method_config(g, setting, "ilo", 50, None, seed), **change)
+            config = method_config(g, setting, "ilo", 50, None, seed)
+            if "starts" in change:
+                config = dataclasses.replace(config, estimate=dataclasses.replace(config.estimate,
+                                                                                  starts=change.pop("starts")))
+            config = dataclasses.replace(config, **change)
             operator = problem.operator
             if noise is not None:  # the observation stays noiseless: this noise is only the solver's draws
                 operator.noise_model, config = GaussianNoise(noise), dataclasses.replace(config, sna=True)
@@ -77,7 +80,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, values in errors.items():
         print(f"| {name} | {1e3 * np.mean(values):.2f} | {csgm / np.mean(values):.2f} |")
-    k = DCGAN_FILL_STARTS  # the default's starts
+    k = g.tuning.fill_starts  # the default's starts
     few, many = (1e3 * float(np.mean(errors[n])) for n in ("ILO (default)", "mean of 24 starts"))
     # error(K) = bias + variance / K through the default's K starts and 24
     variance = (few - many) / (1 / k - 1 / 24)
