@@ -2,9 +2,8 @@
 
 The update is torch.optim.Adam's (default betas and eps, bias-corrected, no weight decay),
 operation for operation, so the iterates are identical. It exists because constructing a
-torch.optim optimizer imports torch._dynamo on first use (2.7 s here, paid by every CLI
-solve and by the app's first run) and wraps each step in profiling and hook machinery
-(about 0.5 ms per step, a twentieth of a DCGAN step).
+torch.optim optimizer imports torch._dynamo on first use (seconds, paid by every CLI solve and
+by the app's first run) and wraps each step in profiling and hook machinery (docs/benchmark.md).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Reconstruction:
 
     State and variables have batch size K: the K starts whose mean image is the answer
     (`Estimate.starts`; usually K = 1); `image` is that mean, [1, 3, R, R] in [-1, 1],
-    plus `detail` where fill detail was asked for (`ilo_core.engine.detail`; [1, 3, R, R], else None).
+    plus `detail` where fill detail was asked for (`ilo_core.engine.estimate`; [1, 3, R, R], else None).
     """
 
     split: int

@@ -8,8 +8,8 @@ Every image x task x level x method x seed becomes one record of `DIR/results.js
 (`ilo_core.evaluation.report`). Observations are synthesized from clean images with recorded
 seeds, so every number can be reproduced. All iterative methods get the same total
 number of steps (ILO: `steps_per_layer` on each of four layers; CSGM: the sum). ILO's
-answer for holes and random pixels on the DCGAN is the mean of 6 starts solved as one batch
-(the records' "starts"; the same steps per start, about 4.5x the seconds of one start on a CPU).
+answer for holes and random pixels is the estimate the generator's tuning declares (on the
+DCGAN the mean of several starts solved as one batch: the records' "starts" and "seconds").
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Export of a solve's progression: labelled frames -> animated GIF (written atomically).
 
 The GIF is encoded by Pillow with one palette for all frames, made by median cut from a
-thinned sample of them (every 4th pixel of up to 16 frames): 0.07-0.2 s for 68 frames of
-256 x 274 px, against 1.1 s through imageio's per-frame quantization (measured here), which
-was most of the time between Stop and the result on the page.
+thinned sample of them (every 4th pixel of up to 16 frames): several times faster than
+imageio's per-frame quantization, which was most of the time between Stop and the result on
+the page (docs/benchmark.md).
 """
 
 from __future__ import annotations

@@ -8,9 +8,8 @@ solve through the pixels at the hole's edge.
 A generator draws its faces at one size and place (`SplitGenerator.face_frame`: the DigiFace
 DCGAN's fill a quarter more of the picture than FFHQ's). A crop already at the generator's
 size but framed otherwise (a benchmark's 64 px face, a face detector's box) asks it for a face
-it never drew, and ILO fills the hole worse: on the 11 held-out faces cut by a face box, the
-small holes' margin over Telea was +1.3 dB solved as given and +2.3 dB solved in the frame
-(`ilo_core/evaluation/studies/frame_match.py`). So the CLI solves such a hole as the page solves a photo's: it
+it never drew, and ILO fills the hole worse (docs/evaluation/findings.md, "A cut face's hole
+solved in the generator's frame"; `python -m ilo_core.evaluation.studies frame_match`). So the CLI solves such a hole as the page solves a photo's: it
 finds the generator's square in the image (`frame_in_image`), solves the hole there, and
 answers in the image's own pixels (`answer_in_image`).
 """
