@@ -549,7 +549,8 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     return demo
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The page's command line (docs/cli.md)."""
     parser = argparse.ArgumentParser(description="ILO Studio")
     parser.add_argument("--generator", default="default",
                         help="'default', a downloaded name (python -m ilo_core download --list) or a StyleGAN-2 "
@@ -561,7 +562,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server-name", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     use_reference(args.reference)
     set_up_process()  # before the server's threads start

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detail", type=float, default=None, metavar="SIGMA",
                    help="inpainting with several starts: put one start's fine detail (finer than SIGMA px) back "
                         "into the averaged hole; sharper, a little further from the truth (0 = the plain mean; "
-                        "default 0.7 on a painted hole with the DCGAN)")
+                        "default: the generator's own, 0.7 on a painted hole with the embedded DCGAN)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
     s.add_argument("--out", type=Path, required=True, help="result PNG")
