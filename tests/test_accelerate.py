@@ -330,9 +330,9 @@ def test_the_reference_switch_keeps_every_plain_model(monkeypatch, dcgan_plain):
 
 
 def test_a_fast_form_that_disagrees_falls_back_to_the_plain_layers_with_a_warning(dcgan_plain, monkeypatch):
-    import ilo_core.accelerate.dcgan as fast_dcgan
+    import ilo_core.accelerate as dispatcher
 
-    original = fast_dcgan.accelerate_dcgan
+    original = dispatcher.accelerate_dcgan
 
     def broken(generator):
         original(generator)
@@ -340,7 +340,7 @@ def test_a_fast_form_that_disagrees_falls_back_to_the_plain_layers_with_a_warnin
             generator.stages[1].bias.add_(0.5)  # a fast form that is not the same map
         return generator
 
-    monkeypatch.setattr(fast_dcgan, "accelerate_dcgan", broken)
+    monkeypatch.setattr(dispatcher, "accelerate_dcgan", broken)  # the name accelerate() dispatches to
     gen = copy.deepcopy(dcgan_plain)
     with pytest.warns(UserWarning, match="disagree"):
         out = accelerate(gen, reference=False)

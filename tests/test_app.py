@@ -246,6 +246,16 @@ def test_the_controls_adapt_to_a_stylegan_generator(stylegan64):
     labels = [getattr(b, "label", "") or "" for b in demo.blocks.values()]
     assert any("noises radius" in str(lbl) for lbl in labels)
     assert any("latents radius" in str(lbl) for lbl in labels)
+    # the sliders start at the generator's own tuning (the paper's for a StyleGAN-2), not the DCGAN's
+    sliders = {str(b.label): b.value for b in demo.blocks.values() if getattr(b, "label", None) and hasattr(b, "value")}
+    assert sliders["layer 1: noises radius"] == stylegan64.tuning.radii["noises"][1] == 300.0
+    assert sliders["layer 3: state radius"] == stylegan64.tuning.radii["state"][3] == 2000.0
+    assert sliders["Geodesic weight"] == stylegan64.tuning.geodesic_weight == 0.01
+    assert sliders["Fill detail (px, painted holes)"] == stylegan64.tuning.fill_detail == 0.0
+    dcgan_demo = app.build_demo(app.load_generator("default"))
+    dcgan_sliders = {str(b.label): b.value for b in dcgan_demo.blocks.values()
+                     if getattr(b, "label", None) and hasattr(b, "value")}
+    assert dcgan_sliders["layer 3: state radius"] == 1200.0 and dcgan_sliders["Fill detail (px, painted holes)"] == 0.7
 
 
 def test_a_mask_file_can_replace_painting_and_must_fit_the_photo(tmp_path):

@@ -35,14 +35,17 @@ def test_defaults_average_six_starts_for_dcgan_fills_only(dcgan, stylegan64):
     assert default_config(stylegan64, "inpaint").estimate.starts == 1
 
 
-def test_bad_mean_of_is_refused_before_work_starts(dcgan, faces64):
+def test_a_bad_estimate_is_refused_before_work_starts_and_the_solver_never_reads_it(dcgan, faces64):
     with pytest.raises(ValueError, match="starts must be a positive integer"):
         SolverConfig(estimate=Estimate(starts=0)).validate()
     with pytest.raises(ValueError, match="cannot be combined"):
         SolverConfig(estimate=Estimate(starts=2, best_of=2)).validate()
     problem = _eyes_problem(faces64, 1)
-    with pytest.raises(ValueError, match="ilo_core.engine.methods.Solve"):
-        ILOSolver(dcgan, problem.operator, problem.observation, default_config(dcgan, "inpaint"))
+    config = default_config(dcgan, "inpaint", steps=[2, 2])
+    assert config.estimate.starts == DCGAN_FILL_STARTS
+    solver = ILOSolver(dcgan, problem.operator, problem.observation, config)  # Algorithm 1: one start per row
+    events = list(solver.run())
+    assert solver.batch == 1 and len(events) == 4 and events[-1].image.shape[0] == 1
 
 
 def test_one_start_is_exactly_the_plain_solver(dcgan, faces64):
@@ -263,3 +266,28 @@ def test_gaussian_blur_keeps_constants_and_the_medoid_is_the_start_nearest_the_m
     assert torch.allclose(gaussian_blur(flat, 1.2), flat, atol=1e-6)
     starts = torch.stack([torch.full((3, 8, 8), v) for v in (-0.5, 0.1, 0.6)])  # mean 0.0667
     assert torch.equal(medoid(starts), starts[1:2])
+
+
+def test_a_config_saved_before_the_estimate_had_its_own_record_still_reads():
+    """Result files written before issue 29 carry the estimate's fields flat in their config."""
+    old = SolverConfig(steps=(4, 4, 4, 4)).to_dict()
+    del old["estimate"]
+    old.update(mean_of=6, mean_rounds=2, fill_detail=0.7, restarts=1)
+    config = SolverConfig.from_dict(old).validate()
+    assert config.estimate == Estimate(starts=6, rounds_averaged=2, fill_detail=0.7, best_of=1)
+    assert SolverConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown estimate fields"):
+        SolverConfig.from_dict({**config.to_dict(), "estimate": {"starts": 2, "blend": 1}})
+
+
+def test_an_old_result_file_with_the_flat_names_loads_and_re_renders(dcgan, faces64, tmp_path):
+    problem = _eyes_problem(faces64, 1)
+    job = solve(dcgan, problem.operator, problem.observation, default_config(dcgan, "inpaint", steps=[2, 2, 2, 2]))
+    best = job.best[0]
+    estimate = best.config.pop("estimate")
+    best.config.update(mean_of=estimate["starts"], mean_rounds=estimate["rounds_averaged"],
+                       fill_detail=estimate["fill_detail"])  # as such files were written
+    best.save(tmp_path / "old.safetensors")
+    again = Reconstruction.load(tmp_path / "old.safetensors")
+    assert again.config["mean_of"] == DCGAN_FILL_STARTS
+    assert (again.render(dcgan).cpu() - best.image.cpu()).abs().max() < 1e-5
