@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -177,6 +176,15 @@ def user_error(message: str) -> None:
     gr.Warning(message)
 
 
+RETUNE_SECONDS = 1800  # a finished run can be re-tuned for this long after it ends
+
+
+def forget_run(run: dict | None) -> None:
+    """Gradio drops a session's last run (its solvers, their kept round starts): let go of them now."""
+    if isinstance(run, dict):
+        run.clear()
+
+
 def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Path | None = None) -> gr.Blocks:
     """The page for one loaded (shared, read-only) generator; controls adapt to it.
 
@@ -187,8 +195,6 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     rounds = default_rounds(generator)
     groups = radius_groups(generator)
     runs, folders = SessionRuns(), OutputFolders(outputs_root)
-    last_runs: dict[str, dict] = {}   # session -> its last finished run, for re-tuning (dropped at session end)
-    last_lock = threading.Lock()
     examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
     factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
     get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
@@ -206,6 +212,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
     with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
         demo.examples_dir = examples_dir  # lives as long as the page
         copies = DisplayCopies(Path(examples_dir.name) / "display")
+        # the session's last finished run, for re-tuning: Gradio's per-session state, dropped
+        # RETUNE_SECONDS after the run or when the session's state goes
+        last_run = gr.State(None, time_to_live=RETUNE_SECONDS, delete_callback=forget_run)
         gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML 2021). "
                     f"Generator: `{generator.kind}` {size}x{size} on `{generator.device}`.")
         with gr.Row():
@@ -367,7 +376,7 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                  *[f"steps_layer_{r}" for r in range(rounds)],
                  *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
                  "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
-                 "fill_detail", "show_spread", "mask_file"]  # last: the only one without a default
+                 "fill_detail", "show_spread", "mask_file", "last_run"]  # the last two: None by default
 
         per_round = {n for n in names if n.startswith("steps_layer_") or "_radius_layer_" in n}
 
@@ -422,11 +431,11 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                     yield {status: f"**Could not run:** {err}"}  # the earlier results stay on screen
                     return
                 key = (hashlib.sha256(inputs.original.tobytes() + inputs.painted.tobytes()).hexdigest(),
-                       tuple((n, str(x)) for n, x in v.items() if n not in per_round and n != "editor"))
+                       tuple((n, str(x)) for n, x in v.items()
+                             if n not in per_round and n not in ("editor", "last_run")))
                 rerun, note = None, ""
                 if retune:
-                    with last_lock:
-                        last = last_runs.get(session)
+                    last = v["last_run"]
                     # a slider released before a finished run of these settings (or in compare mode) re-runs
                     # nothing and leaves the page as it is: the person is still setting up the next Run
                     if last is None or last["key"] != key or m == "compare":
@@ -468,10 +477,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
                         if "CSGM-MSE" in results and len(results) > 1:
                             out[compare_img] = shown(results["CSGM-MSE"]["image"])
                         if len(results) == len(configs) and not flag.is_set():  # a finished run can be re-tuned
-                            with last_lock:
-                                last_runs[session] = {"key": key, "problem": problem,
-                                                      "solvers": {k: r["solver"] for k, r in results.items()},
-                                                      "recorders": {k: r["recorder"] for k, r in results.items()}}
+                            out[last_run] = {"key": key, "problem": problem,
+                                             "solvers": {k: r["solver"] for k, r in results.items()},
+                                             "recorders": {k: r["recorder"] for k, r in results.items()}}
                     yield out
                     if update.final is not None and v["show_spread"] and not flag.is_set():
                         first = next(iter(update.final["results"].values()))
@@ -500,15 +508,13 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
             handler.__signature__ = inspect.Signature(
                 [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
                 + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                     **({"default": None} if n == "mask_file" else {})) for n in names])
+                                     **({"default": None} if n in ("mask_file", "last_run") else {})) for n in names])
 
         def on_session_end(request: gr.Request):
             runs.forget(request.session_hash)
             folders.forget(request.session_hash)
             editor.blobs.forget(request.session_hash)
             copies.forget(request.session_hash)
-            with last_lock:
-                last_runs.pop(request.session_hash, None)
 
         task.change(show_params, [task, observed, method],
                     [observed, factor, sigma, measurements, lpips_w, method, *step_sliders])
@@ -521,9 +527,9 @@ def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Pa
         controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1,
                     detail]
         run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, face, *controls,
-                      show_spread, mask_file]
+                      show_spread, mask_file, last_run]
         run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after,
-                       progression, spread_img]
+                       progression, spread_img, last_run]
         run_btn.click(on_run, run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve",
                       api_name="run")
         # live re-tuning: releasing a layer's steps or radius slider re-runs from that layer

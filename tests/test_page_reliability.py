@@ -603,3 +603,20 @@ def test_the_private_gradio_queue_attributes_the_page_reads_are_still_there():
     assert isinstance(getattr(queue, QUEUE_INTERNALS["waiting"]), dict)
     assigned = set(Event.__init__.__code__.co_names) | set(inspect.signature(Event.__init__).parameters)
     assert set(QUEUE_INTERNALS["event"]) <= assigned
+
+
+def test_the_last_run_for_re_tuning_is_gradio_session_state_that_expires_and_lets_go(dcgan):
+    """No module-level or closure dict of sessions: the last run lives in a `gr.State` with a
+    time to live, and its delete callback lets go of the solvers."""
+    import gradio as gr
+
+    import app
+
+    demo = app.build_demo(dcgan)
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert len(states) == 1
+    assert states[0].time_to_live == app.RETUNE_SECONDS and states[0].delete_callback is app.forget_run
+    run = {"solvers": {"ILO": object()}, "problem": object()}
+    app.forget_run(run)
+    assert run == {}
+    app.forget_run(None)  # a session that never finished a run

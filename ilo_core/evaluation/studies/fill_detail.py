@@ -1,4 +1,4 @@
-"""Hole fill against fill detail: the measurement behind `SolverConfig.fill_detail`.
+"""Hole fill against fill detail: the measurement behind `Estimate.fill_detail` (`Tuning.fill_detail`).
 
     python -m ilo_core.evaluation.studies fill_detail [--images DIR] [--samples N] [--seeds 2] [--sigmas 0,0.5,0.7,1,1.2]
 
