@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import logging
 import os
@@ -35,16 +34,15 @@ from ilo_core.photo.images import ImageError, image_size, save_image_atomic, ten
 from ilo_core.perceptual.distance import get_lpips
 from ilo_core.frontends.uploads import BlobStore
 from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
-from ilo_core.frontends.page import (DISPLAY_SIDE, LOG, METHOD_LABELS, TASK_LABELS, DisplayCopies, InputError, OutputFolders,
-                             SessionRuns, build_config, crop_preview, first_changed_round, load_saved, method_labels,
-                             parse_seed, pose_problem, read_editor, run_estimate, run_job, sentence, step_seconds,
-                             whole_number)
+from ilo_core.frontends.page import (DISPLAY_SIDE, LOG, METHOD_LABELS, MODES, TASK_LABELS, DisplayCopies, InputError,
+                                     OutputFolders, PreparedRun, RunRequest, SessionRuns, control_names, crop_preview,
+                                     face_index, first_changed_round, load_saved, method_labels, prepare_run,
+                                     run_estimate, run_job, sentence, step_seconds)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # the results table: headers and numbers never break inside a word, and a narrow screen scrolls it sideways
 PAGE_CSS = (".prose table th, .prose table td { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }"
             " .prose table { display: block; max-width: 100%; overflow-x: auto; }")
-MODES = ["Simulate: my photo is clean", "My image is already degraded"]
 
 
 class CheckedImageMask(gr.ImageMask):
@@ -159,17 +157,6 @@ def waiting_runs(demo: gr.Blocks, session: str) -> int:
                if e.session_hash == session and getattr(e.fn, "api_name", None) in ("run", "retune"))
 
 
-def method_label(choice: str) -> str:
-    """A method's label in results and download names: 'CSGM-MSE (PULSE-style)' -> 'CSGM-MSE',
-    'ILO, auto radii' as it is."""
-    return choice.split(" (")[0]
-
-
-def face_index(value: object) -> int:
-    """The "Which face" control's value -> which face (0 = the largest); InputError beyond 0-99."""
-    return whole_number(value, "Which face", 99)
-
-
 def user_error(message: str) -> None:
     """A person's input error: a toast where they look, and one line in the server log."""
     LOG.warning("input error: %s", message)
@@ -185,374 +172,391 @@ def forget_run(run: dict | None) -> None:
         run.clear()
 
 
-def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Path | None = None) -> gr.Blocks:
+class Studio:
     """The page for one loaded (shared, read-only) generator; controls adapt to it.
 
-    `solve_slots` solves run at once (more only help on a GPU); further runs wait in the
-    queue, which shows their position.
+    What is the page's and not a session's lives here (the generator, the queue of solves, the
+    Stop flags, the download folders, the display copies, the widgets); what is a session's
+    lives in Gradio's per-session state (`last_run`) or is keyed by its session hash and
+    dropped when it ends (`on_session_end`). Each handler is a method whose inputs are the
+    widgets' values; a Run or a re-tune is one `RunRequest`.
     """
-    size = generator.resolution
-    rounds = default_rounds(generator)
-    groups = radius_groups(generator)
-    runs, folders = SessionRuns(), OutputFolders(outputs_root)
-    examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
-    factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
-    get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
-    step_cost = step_seconds(generator)  # seconds per step by batch size, for the estimate
 
-    def task_steps(task_name: str) -> list[int]:
-        """The default steps of each layer's slider for a task (0: the schedule ends before it)."""
-        steps = default_steps(generator)
-        return steps + [0] * (rounds - len(steps))
+    def __init__(self, generator: SplitGenerator, solve_slots: int = 1, outputs_root: Path | None = None) -> None:
+        self.generator, self.solve_slots = generator, solve_slots
+        self.size = generator.resolution
+        self.rounds = default_rounds(generator)
+        self.groups = radius_groups(generator)
+        self.runs, self.folders = SessionRuns(), OutputFolders(outputs_root)
+        self.examples_dir = tempfile.TemporaryDirectory(prefix="ilo_studio_examples_")
+        self.copies = DisplayCopies(Path(self.examples_dir.name) / "display")
+        get_lpips("alex", generator.device)  # the result's LPIPS metric: loaded now, not in the first run
+        self.step_cost = step_seconds(generator)  # seconds per step by batch size, for the estimate
+        self.demo: gr.Blocks | None = None
 
-    def estimate_text(task_label: str, method_label: str, *steps) -> str:
-        return run_estimate(generator, TASK_LABELS.get(task_label, "inpaint"), METHOD_LABELS.get(method_label, "ilo"),
-                            list(steps), step_cost)
+    # --- the layout -------------------------------------------------------------------
+    def build(self) -> gr.Blocks:
+        generator, size, rounds, groups = self.generator, self.size, self.rounds, self.groups
+        factors = [f for f in (2, 4, 8, 16, 32) if size % f == 0 and size // f >= 2]
+        with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
+            self.demo = demo
+            demo.examples_dir = self.examples_dir  # lives as long as the page
+            # the session's last finished run, for re-tuning: Gradio's per-session state, dropped
+            # RETUNE_SECONDS after the run or when the session's state goes
+            self.last_run = gr.State(None, time_to_live=RETUNE_SECONDS, delete_callback=forget_run)
+            gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML "
+                        f"2021). Generator: `{generator.kind}` {size}x{size} on `{generator.device}`.")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    self.task = gr.Radio(list(TASK_LABELS), value=list(TASK_LABELS)[0], label="Task")
+                    self.mode = gr.Radio(MODES, value=MODES[0], label="Mode",
+                                         info="simulate: your clean photo is degraded here and restored (a demo); "
+                                              "already degraded: your photo is the observation, and is repaired")
+                    self.editor = CheckedImageMask(label="Photo: paint the region to reconstruct", type="filepath",
+                                                   image_mode="RGBA", format="png", sources=["upload", "clipboard"],
+                                                   layers=False, transforms=(), height=420,
+                                                   brush=gr.Brush(colors=["#ff00ff"], default_size=24,
+                                                                  color_mode="fixed"))
+                    self.editor.blobs = BlobStore()
+                    with gr.Row():
+                        self.run_btn = gr.Button("Run", variant="primary")
+                        self.stop_btn = gr.Button("Stop", variant="stop")
+                    self.estimate = gr.Markdown(self.estimate_text(list(TASK_LABELS)[0], "ILO",
+                                                                   *default_steps(generator)))
+                    self.show_spread = gr.Checkbox(
+                        value=False, label="Also show where it is guessing: the spread of its starts (free where the "
+                                           "result is already their mean, as for painted holes; else "
+                                           f"{SPREAD_STARTS} more starts, 2-3x the time)")
+                    self.mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
+                                             file_types=["image"], type="filepath", height=90)
+                    self.alignment = gr.Radio(ALIGNMENTS, value="landmarks",
+                                              label="Face alignment (landmarks: your face framed as the generator's "
+                                                    "faces are; falls back to box, then centre)")
+                    self.face = gr.Number(value=0, precision=0, minimum=0, maximum=99,
+                                          label="Which face (several in the photo)",
+                                          info="0 is the largest, 1 the next, ...; a painted hole picks the face "
+                                               "under it")
+                    with gr.Row():
+                        self.crop = gr.Image(label=f"What the generator sees ({size} px)", interactive=False,
+                                             height=150, width=150, elem_id="crop-image")
+                        self.outlined = gr.Image(label="The aligned square on your photo", interactive=False,
+                                                 height=150)
+                    self.crop_note = gr.Markdown(label="Crop note")
+                    self.example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False,
+                                                 visible=False)
+                    gr.Examples(examples=[[p] for p in example_paths(generator, Path(self.examples_dir.name))],
+                                inputs=[self.example_pick], label="Examples")
+                    with gr.Row():
+                        self.observed = gr.Slider(1, 100, value=10, step=1, label="Observed pixels (%)", visible=False)
+                        self.factor = gr.Dropdown(factors, value=4 if 4 in factors else factors[0], label="SR factor",
+                                                  visible=False)
+                        self.sigma = gr.Slider(1, 100, value=25, step=1, label="Noise sigma", visible=False,
+                                               info="the noise's standard deviation in pixel units (0-255): 25 is "
+                                                    "heavy grain")
+                        self.measurements = gr.Slider(1, 100, value=10, step=1, label="Measurements (%)",
+                                                      visible=False)
+                    self.method = gr.Dropdown(method_labels(TASK_LABELS[self.task.value]), value="ILO", label="Method")
+                    with gr.Accordion("Per-layer steps and l1 radii", open=False):
+                        self.step_sliders, self.radius_sliders = [], {g: [] for g in groups}
+                        for r in range(rounds):
+                            with gr.Row():
+                                self.step_sliders.append(gr.Slider(
+                                    0, 300, value=self.task_steps()[r], step=1, label=f"layer {r}: steps",
+                                    info=None if r == 0 else "0 ends the schedule here: this layer and every later "
+                                                             "one are skipped"))
+                                for g, values in groups.items():
+                                    if r > 0:  # round 0 is CSGM: no ball
+                                        top = 4 * max(x or 0 for x in values)
+                                        self.radius_sliders[g].append(gr.Slider(
+                                            0, top, value=values[r] or 0, step=10, label=f"layer {r}: {g} radius",
+                                            info="how far this layer may move from where it starts: the l1 norm "
+                                                 "(sum of absolute changes) of its deviation; 0 freezes it. Release "
+                                                 "the slider after a run to re-run from this layer."))
+                    with gr.Accordion("Advanced", open=False):
+                        self.mse_w = gr.Slider(0, 10, value=MSE_WEIGHT, step=0.1, label="MSE weight")
+                        self.lpips_w = gr.Slider(0, 10, value=default_lpips_weight(generator,
+                                                                                   TASK_LABELS[self.task.value]),
+                                                 step=0.1, label="LPIPS weight (ILO; follows the task's default)")
+                        self.geo_w = gr.Slider(0, 1, value=default_geodesic_weight(generator), step=0.01,
+                                               label="Geodesic weight")
+                        self.lr = gr.Slider(0.001, 1.0, value=LEARNING_RATE, step=0.001, label="Learning rate")
+                        self.seed = RawNumber(value=0, label="Seed (a whole number)")
+                        self.l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
+                        self.detail = gr.Slider(
+                            0, 2, value=default_fill_detail(generator), step=0.1, label="Fill detail (px, painted holes)",
+                            info="the answer is the mean of several starts, blurred where they disagree: put back "
+                                 "one start's detail finer than this into the hole (sharper, a little further from "
+                                 "the truth); 0 = the plain mean")
+                with gr.Column(scale=1):
+                    self.status = gr.Markdown("Press **Run** to start.", label="Status")
+                    self.before_after = gr.ImageSlider(label="Your photo: before / after (drag the handle)",
+                                                       type="numpy", interactive=False, elem_id="before-after")
+                    self.preview = gr.Image(label=f"Current iterate ({size} px, shown at 256 px)", interactive=False,
+                                            height=256)
+                    self.curve = gr.LinePlot(x="step", y="log10 MSE", color="series", label="Loss curve", height=220)
+                    with gr.Row():
+                        self.observation_img = gr.Image(label="Observation", interactive=False)
+                        self.result_img = gr.Image(label=f"Result ({size} px)", interactive=False,
+                                                   elem_id="result-image")
+                        self.compare_img = gr.Image(label="CSGM-MSE", interactive=False, visible=False)
+                        self.clean_img = gr.Image(label="Clean", interactive=False)
+                    self.files = gr.File(label="Downloads: photo, result, GIF, state", file_count="multiple",
+                                         interactive=False, elem_id="downloads")
+                    self.progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
+                                                interactive=False, elem_id="progression")
+                    self.spread_img = gr.Image(label="Where it is guessing: the spread of its starts "
+                                                     "(bright = unsure)", interactive=False, elem_id="spread",
+                                               visible=True)
+                    self.saved_file = gr.File(label="Load a saved result (a *_state.safetensors download)",
+                                              file_types=[".safetensors"], type="filepath", height=90)
+            self.wire()
+        demo.queue(max_size=16)
+        return demo
 
-    with gr.Blocks(title="ILO Studio", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
-        demo.examples_dir = examples_dir  # lives as long as the page
-        copies = DisplayCopies(Path(examples_dir.name) / "display")
-        # the session's last finished run, for re-tuning: Gradio's per-session state, dropped
-        # RETUNE_SECONDS after the run or when the session's state goes
-        last_run = gr.State(None, time_to_live=RETUNE_SECONDS, delete_callback=forget_run)
-        gr.Markdown(f"# ILO Studio\nRepair a face with **Intermediate Layer Optimization** (Daras et al., ICML 2021). "
-                    f"Generator: `{generator.kind}` {size}x{size} on `{generator.device}`.")
-        with gr.Row():
-            with gr.Column(scale=1):
-                task = gr.Radio(list(TASK_LABELS), value=list(TASK_LABELS)[0], label="Task")
-                mode = gr.Radio(MODES, value=MODES[0], label="Mode",
-                                info="simulate: your clean photo is degraded here and restored (a demo); "
-                                     "already degraded: your photo is the observation, and is repaired")
-                editor = CheckedImageMask(label="Photo: paint the region to reconstruct", type="filepath",
-                                          image_mode="RGBA", format="png", sources=["upload", "clipboard"],
-                                          layers=False, transforms=(), height=420,
-                                          brush=gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"))
-                editor.blobs = BlobStore()
-                with gr.Row():
-                    run_btn = gr.Button("Run", variant="primary")
-                    stop_btn = gr.Button("Stop", variant="stop")
-                estimate = gr.Markdown(estimate_text(list(TASK_LABELS)[0], "ILO", *default_steps(generator)))
-                show_spread = gr.Checkbox(value=False, label="Also show where it is guessing: the spread of its starts "
-                                                             "(free where the result is already their mean, as for "
-                                                             f"painted holes; else {SPREAD_STARTS} more starts, 2-3x "
-                                                             "the time)")
-                mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
-                                    file_types=["image"], type="filepath", height=90)
-                alignment = gr.Radio(ALIGNMENTS, value="landmarks",
-                                     label="Face alignment (landmarks: your face framed as the generator's faces "
-                                           "are; falls back to box, then centre)")
-                face = gr.Number(value=0, precision=0, minimum=0, maximum=99, label="Which face (several in the photo)",
-                                 info="0 is the largest, 1 the next, ...; a painted hole picks the face under it")
-                with gr.Row():
-                    crop = gr.Image(label=f"What the generator sees ({size} px)", interactive=False, height=150,
-                                    width=150, elem_id="crop-image")
-                    outlined = gr.Image(label="The aligned square on your photo", interactive=False, height=150)
-                crop_note = gr.Markdown(label="Crop note")
-                example_pick = gr.Image(label="Example", type="filepath", height=120, interactive=False, visible=False)
-                gr.Examples(examples=[[p] for p in example_paths(generator, Path(examples_dir.name))],
-                            inputs=[example_pick], label="Examples")
-                with gr.Row():
-                    observed = gr.Slider(1, 100, value=10, step=1, label="Observed pixels (%)", visible=False)
-                    factor = gr.Dropdown(factors, value=4 if 4 in factors else factors[0], label="SR factor", visible=False)
-                    sigma = gr.Slider(1, 100, value=25, step=1, label="Noise sigma", visible=False,
-                                      info="the noise's standard deviation in pixel units (0-255): 25 is heavy grain")
-                    measurements = gr.Slider(1, 100, value=10, step=1, label="Measurements (%)", visible=False)
-                method = gr.Dropdown(method_labels(TASK_LABELS[task.value]), value="ILO", label="Method")
-                with gr.Accordion("Per-layer steps and l1 radii", open=False):
-                    step_sliders, radius_sliders = [], {g: [] for g in groups}
-                    for r in range(rounds):
-                        with gr.Row():
-                            step_sliders.append(gr.Slider(0, 300, value=task_steps(TASK_LABELS[task.value])[r], step=1,
-                                                          label=f"layer {r}: steps",
-                                                          info=None if r == 0 else "0 ends the schedule here: "
-                                                          "this layer and every later one are skipped"))
-                            for g, values in groups.items():
-                                if r > 0:  # round 0 is CSGM: no ball
-                                    top = 4 * max(x or 0 for x in values)
-                                    radius_sliders[g].append(gr.Slider(
-                                        0, top, value=values[r] or 0, step=10, label=f"layer {r}: {g} radius",
-                                        info="how far this layer may move from where it starts: the l1 norm "
-                                             "(sum of absolute changes) of its deviation; 0 freezes it. Release "
-                                             "the slider after a run to re-run from this layer."))
-                with gr.Accordion("Advanced", open=False):
-                    mse_w = gr.Slider(0, 10, value=MSE_WEIGHT, step=0.1, label="MSE weight")
-                    lpips_w = gr.Slider(0, 10, value=default_lpips_weight(generator, TASK_LABELS[task.value]), step=0.1,
-                                        label="LPIPS weight (ILO; follows the task's default)")
-                    geo_w = gr.Slider(0, 1, value=default_geodesic_weight(generator), step=0.01,
-                                      label="Geodesic weight")
-                    lr = gr.Slider(0.001, 1.0, value=LEARNING_RATE, step=0.001, label="Learning rate")
-                    seed = RawNumber(value=0, label="Seed (a whole number)")
-                    l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
-                    detail = gr.Slider(0, 2, value=default_fill_detail(generator), step=0.1, label="Fill detail (px, painted holes)",
-                                       info="the answer is the mean of several starts, blurred where they "
-                                            "disagree: put back one start's detail finer than this into the hole "
-                                            "(sharper, a little further from the truth); 0 = the plain mean")
-            with gr.Column(scale=1):
-                status = gr.Markdown("Press **Run** to start.", label="Status")
-                before_after = gr.ImageSlider(label="Your photo: before / after (drag the handle)", type="numpy",
-                                              interactive=False, elem_id="before-after")
-                preview = gr.Image(label=f"Current iterate ({size} px, shown at 256 px)", interactive=False,
-                                   height=256)
-                curve = gr.LinePlot(x="step", y="log10 MSE", color="series", label="Loss curve", height=220)
-                with gr.Row():
-                    observation_img = gr.Image(label="Observation", interactive=False)
-                    result_img = gr.Image(label=f"Result ({size} px)", interactive=False,
-                                          elem_id="result-image")
-                    compare_img = gr.Image(label="CSGM-MSE", interactive=False, visible=False)
-                    clean_img = gr.Image(label="Clean", interactive=False)
-                files = gr.File(label="Downloads: photo, result, GIF, state", file_count="multiple",
-                                interactive=False, elem_id="downloads")
-                progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
-                                       interactive=False, elem_id="progression")
-                spread_img = gr.Image(label="Where it is guessing: the spread of its starts (bright = unsure)",
-                                      interactive=False, elem_id="spread", visible=True)
-                saved_file = gr.File(label="Load a saved result (a *_state.safetensors download)",
-                                     file_types=[".safetensors"], type="filepath", height=90)
-
-        def show_params(task_label: str, observed_pct: float, method_label: str):
-            t = TASK_LABELS[task_label]
-            choices = method_labels(t)
-            return (gr.update(visible=t == "random-inpaint"), gr.update(visible=t == "super-resolution"),
-                    gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"),
-                    follow_observed(task_label, observed_pct),
-                    gr.update(choices=choices, value=method_label if method_label in choices else "ILO"),
-                    *task_steps(t))
-
-        def follow_observed(task_label: str, observed_pct: float):
-            return default_lpips_weight(generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
-
-        def on_upload(value, how: str, which: float = 0):
-            error = value.get("error") if isinstance(value, dict) else None
-            path = value.get("background") if isinstance(value, dict) else None
-            try:
-                if error:
-                    raise InputError(error)
-                image, square, note = crop_preview(path, size, how, generator.face_frame, face_index(which))
-            except InputError as err:
-                user_error(str(err))
-                return None, None, f"**Not used:** {err}"
-            return image, square, note
-
-        def on_display_copy(value, note: str, request: gr.Request):
-            """A large photo is painted on a display-size copy (`DisplayCopies`); a run repairs the photo.
-            Where no copy is made the editor is skipped; the event shows no progress on the editor
-            (with a visible one, the canvas was cleared of what the person had begun to paint)."""
-            path = value.get("background") if isinstance(value, dict) and not value.get("error") else None
-            if not isinstance(path, str):
-                return gr.skip(), gr.skip()
-            try:
-                copy = copies.make(request.session_hash, path)
-            except ImageError:
-                return gr.skip(), gr.skip()  # the preview has said what is wrong with it
-            if copy is None:
-                return gr.skip(), gr.skip()
-            return ({"background": str(copy), "layers": [], "composite": str(copy)},
-                    (note or "") + f" · shown at {DISPLAY_SIDE} px for painting; the photo is repaired at its own size")
-
-        def on_example(path, how: str):
-            if not path:
-                return gr.update(), None, None, ""
-            try:
-                image, square, note = crop_preview(path, size, how, generator.face_frame)
-            except InputError as err:
-                return gr.update(), None, None, f"**Not used:** {err}"
-            return {"background": path, "layers": [], "composite": path}, image, square, note
-
-        def on_stop(request: gr.Request):
-            """A toast, not the status line: the stopped run writes its own last status (its
-            table, or that it never started), which a late "Stopping…" must not overwrite."""
-            session = request.session_hash
-            running, queued = runs.stop(session), waiting_runs(demo, session)
-            if running + queued == 0:
-                gr.Info("Nothing is running: there is nothing to stop.")
-            elif running:
-                gr.Info("Stopping… the best result so far will be kept.")
-            else:
-                gr.Info("Stopped: the queued run will not start.")
-            return gr.update()
-
-        names = ["editor", "task", "mode", "observed_pct", "sr_factor", "noise_sigma", "measurements_pct", "method",
-                 "alignment", "face",
-                 *[f"steps_layer_{r}" for r in range(rounds)],
-                 *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)],
-                 "mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
-                 "fill_detail", "show_spread", "mask_file", "last_run"]  # the last two: None by default
-
-        per_round = {n for n in names if n.startswith("steps_layer_") or "_radius_layer_" in n}
-
-        def on_run(request: gr.Request, *values):
-            yield from solve(request, dict(zip(names, values)), retune=False)
-
-        def on_retune(request: gr.Request, *values):
-            yield from solve(request, dict(zip(names, values)), retune=True)
-
-        def solve(request: gr.Request, v: dict, retune: bool):
-            """A full run, or (retune) a re-run from the first changed layer of the session's last run."""
-            session = request.session_hash
-            flag = runs.start(session, queued_at(demo, request))
-            if flag is None:
-                yield {status: "Stopped before it started."}
-                return
-            yield {status: "Reading the photo and finding the face…"}  # the first seconds are not silent
-            try:
-                try:
-                    editor_value = v["editor"]
-                    if isinstance(editor_value, dict) and editor_value.get("error"):
-                        raise InputError(editor_value["error"])
-                    t, m = TASK_LABELS.get(v["task"]), METHOD_LABELS.get(v["method"])
-                    if t is None or m is None:
-                        raise InputError(f"Unknown task or method: {v['task']!r}, {v['method']!r}.")
-                    seed_value = parse_seed(v["seed"])
-                    if v["alignment"] not in ALIGNMENTS:
-                        raise InputError(f"Unknown alignment {v['alignment']!r}: use {', '.join(ALIGNMENTS)}.")
-                    if isinstance(editor_value, dict):  # painted on a display copy: the photo itself is repaired
-                        editor_value = {**editor_value,
-                                        "background": copies.original(session, editor_value.get("background"))}
-                    inputs = read_editor(editor_value, size, v["alignment"], v["mask_file"], generator.face_frame,
-                                         face_index(v["face"]))
-                    problem = pose_problem(inputs, t, v["mode"] == MODES[1], observed_pct=v["observed_pct"],
-                                           factor=v["sr_factor"] or 0, sigma=v["noise_sigma"],
-                                           measurements_pct=v["measurements_pct"], seed=seed_value,
-                                           device=generator.device)
-                    common = dict(steps=[v[f"steps_layer_{r}"] for r in range(rounds)],
-                                  radii={g: [None] + [v[f"{g}_radius_layer_{r}"] for r in range(1, rounds)]
-                                         for g in groups},
-                                  observed_pct=v["observed_pct"], mse_weight=v["mse_weight"],
-                                  lpips_weight=v["lpips_weight"], geodesic_weight=v["geodesic_weight"],
-                                  lr=v["learning_rate"], seed=seed_value, l1_projection=v["l1_projection"],
-                                  fill_detail=v["fill_detail"])
-                    if m == "compare":
-                        configs = {"ILO": build_config(generator, t, "ilo", **common),
-                                   "CSGM-MSE": build_config(generator, t, "csgm-mse", **common)}
-                    else:
-                        configs = {method_label(v["method"]): build_config(generator, t, m, **common)}
-                except InputError as err:
-                    user_error(str(err))
-                    yield {status: f"**Could not run:** {err}"}  # the earlier results stay on screen
-                    return
-                key = (hashlib.sha256(inputs.original.tobytes() + inputs.painted.tobytes()).hexdigest(),
-                       tuple((n, str(x)) for n, x in v.items()
-                             if n not in per_round and n not in ("editor", "last_run")))
-                rerun, note = None, ""
-                if retune:
-                    last = v["last_run"]
-                    # a slider released before a finished run of these settings (or in compare mode) re-runs
-                    # nothing and leaves the page as it is: the person is still setting up the next Run
-                    if last is None or last["key"] != key or m == "compare":
-                        yield {status: gr.update()}
-                        return
-                    label = next(iter(configs))
-                    first_round = first_changed_round(last["solvers"][label].config, configs[label])
-                    if first_round is None:  # nothing changed: the result on screen is for these settings
-                        yield {status: gr.update()}
-                        return
-                    if first_round >= 0:
-                        problem = last["problem"]
-                        rerun = {label: (last["solvers"][label], first_round, last["recorders"][label])}
-                        note = f"Re-running from layer {first_round} (the earlier layers are kept)… "
-                if t == "super-resolution" and v["mode"] == MODES[1]:
-                    low = size // int(v["sr_factor"])
-                    note += f"Your image is the low-resolution observation: it is used at {low} x {low} px. "
-                yield {observation_img: shown(tensor_to_uint8(problem.observation_image())), status: note or "Starting…",
-                       files: None, preview: None, result_img: None, clean_img: None, before_after: None,
-                       progression: None, spread_img: None,
-                       compare_img: gr.update(value=None, visible=m == "compare")}
-                # a clean photo degraded to simulate a task is no photo to repair: no photo-size result then
-                pasted = inputs if t == "inpaint" or v["mode"] == MODES[1] else None
-                for update in run_job(generator, problem, configs, flag, folders.new(session), photo=pasted,
-                                      rerun=rerun):
-                    out = {status: (note if update.final is None else "") + update.status,
-                           curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
-                    if update.preview is not None:
-                        out[preview] = shown(update.preview)
-                    if update.final is not None:
-                        results = update.final["results"]
-                        first = next(iter(results.values()))
-                        out.update({observation_img: shown(update.final["observation"]),
-                                    result_img: shown(first["image"]), clean_img: shown(update.final["clean"]),
-                                    before_after: None if first["repaired"] is None else (inputs.original,
-                                                                                           first["repaired"]),
-                                    progression: next(f for f in first["files"] if f.endswith(".gif")),
-                                    files: [f for r in results.values() for f in r["files"]]})
-                        if "CSGM-MSE" in results and len(results) > 1:
-                            out[compare_img] = shown(results["CSGM-MSE"]["image"])
-                        if len(results) == len(configs) and not flag.is_set():  # a finished run can be re-tuned
-                            out[last_run] = {"key": key, "problem": problem,
-                                             "solvers": {k: r["solver"] for k, r in results.items()},
-                                             "recorders": {k: r["recorder"] for k, r in results.items()}}
-                    yield out
-                    if update.final is not None and v["show_spread"] and not flag.is_set():
-                        first = next(iter(update.final["results"].values()))
-                        yield from guessing(problem, configs, update.status, first["spread"])
-            except InputError as err:
-                user_error(str(err))
-                yield {status: f"**Could not finish:** {err}"}
-            finally:
-                runs.finish(session, flag)
-
-        def guessing(problem, configs, table: str, spread=None):
-            """The spread of the first method's starts as a heat map (after the result): the
-            result's own (a mean of several starts), else 4 restarts solved now."""
-            starts = next(iter(configs.values())).estimate.starts if spread is not None else SPREAD_STARTS
-            if spread is None:
-                yield {status: table + f"\n\nSolving from {starts} random starts to show where it is guessing…"}
-                _, spread = restart_spread(generator, problem, next(iter(configs.values())))
-            figures = spread_summary(spread, problem.operator)
-            summary = f"Spread of {starts} starts: {figures['spread_mean']:.4f} on average"
-            if "spread_in_hole" in figures:
-                summary += (f", {figures['spread_in_hole']:.4f} inside the hole against "
-                            f"{figures['spread_outside']:.4f} outside")
-            yield {status: table + f"\n\n{summary} ([0, 1] pixel units).", spread_img: spread_heatmap(spread)}
-
-        for handler in (on_run, on_retune):
-            handler.__signature__ = inspect.Signature(
-                [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
-                + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                     **({"default": None} if n in ("mask_file", "last_run") else {})) for n in names])
-
-        def on_session_end(request: gr.Request):
-            runs.forget(request.session_hash)
-            folders.forget(request.session_hash)
-            editor.blobs.forget(request.session_hash)
-            copies.forget(request.session_hash)
-
-        task.change(show_params, [task, observed, method],
-                    [observed, factor, sigma, measurements, lpips_w, method, *step_sliders])
-        observed.change(follow_observed, [task, observed], lpips_w)
-        editor.upload(on_upload, [editor, alignment, face], [crop, outlined, crop_note], api_name="upload").then(
-            on_display_copy, [editor, crop_note], [editor, crop_note], api_name="display_copy", show_progress="hidden")
-        for control in (alignment, face):
-            control.change(on_upload, [editor, alignment, face], [crop, outlined, crop_note], api_name=False)
-        example_pick.change(on_example, [example_pick, alignment], [editor, crop, outlined, crop_note])
-        controls = [*step_sliders, *[s for g in groups for s in radius_sliders[g]], mse_w, lpips_w, geo_w, lr, seed, l1,
-                    detail]
-        run_inputs = [editor, task, mode, observed, factor, sigma, measurements, method, alignment, face, *controls,
-                      show_spread, mask_file, last_run]
-        run_outputs = [preview, status, curve, observation_img, result_img, compare_img, clean_img, files, before_after,
-                       progression, spread_img, last_run]
-        run_btn.click(on_run, run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve",
-                      api_name="run")
+    def wire(self) -> None:
+        """The events: each widget's handler, inputs and outputs."""
+        radius_sliders = [s for g in self.groups for s in self.radius_sliders[g]]
+        self.task.change(self.show_params, [self.task, self.observed, self.method],
+                         [self.observed, self.factor, self.sigma, self.measurements, self.lpips_w, self.method,
+                          *self.step_sliders])
+        self.observed.change(self.follow_observed, [self.task, self.observed], self.lpips_w)
+        preview_outputs = [self.crop, self.outlined, self.crop_note]
+        self.editor.upload(self.on_upload, [self.editor, self.alignment, self.face], preview_outputs,
+                           api_name="upload").then(
+            self.on_display_copy, [self.editor, self.crop_note], [self.editor, self.crop_note],
+            api_name="display_copy", show_progress="hidden")
+        for control in (self.alignment, self.face):
+            control.change(self.on_upload, [self.editor, self.alignment, self.face], preview_outputs, api_name=False)
+        self.example_pick.change(self.on_example, [self.example_pick, self.alignment], [self.editor, *preview_outputs])
+        run_inputs = [self.editor, self.task, self.mode, self.observed, self.factor, self.sigma, self.measurements,
+                      self.method, self.alignment, self.face, *self.step_sliders, *radius_sliders, self.mse_w,
+                      self.lpips_w, self.geo_w, self.lr, self.seed, self.l1, self.detail, self.show_spread,
+                      self.mask_file, self.last_run]
+        self.run_outputs = [self.preview, self.status, self.curve, self.observation_img, self.result_img,
+                            self.compare_img, self.clean_img, self.files, self.before_after, self.progression,
+                            self.spread_img, self.last_run]
+        run, retune = self.api(self.on_run), self.api(self.on_retune)
+        self.run_btn.click(run, run_inputs, self.run_outputs, concurrency_limit=self.solve_slots,
+                           concurrency_id="solve", api_name="run")
         # live re-tuning: releasing a layer's steps or radius slider re-runs from that layer
-        gr.on([s.release for s in [*step_sliders, *[s for g in groups for s in radius_sliders[g]]]], on_retune,
-              run_inputs, run_outputs, concurrency_limit=solve_slots, concurrency_id="solve", api_name="retune")
-        stop_btn.click(on_stop, None, status, concurrency_limit=None, api_name="stop")
-        demo.unload(on_session_end)
+        gr.on([s.release for s in [*self.step_sliders, *radius_sliders]], retune, run_inputs, self.run_outputs,
+              concurrency_limit=self.solve_slots, concurrency_id="solve", api_name="retune")
+        self.stop_btn.click(self.on_stop, None, self.status, concurrency_limit=None, api_name="stop")
+        self.demo.unload(self.on_session_end)
+        self.saved_file.upload(self.on_saved, self.saved_file, [self.result_img, self.status], api_name="load_result")
+        for control in (self.task, self.method, *self.step_sliders):
+            control.change(self.estimate_text, [self.task, self.method, *self.step_sliders], self.estimate,
+                           api_name=False, queue=False)
 
-        def on_saved(path):
-            if not path:
-                return gr.update(), gr.update()
+    def api(self, handler):
+        """`handler(request, run_request)` as the page's event function: one parameter per control,
+        named as `control_names` (the typed API of /run and /retune), packed into a `RunRequest`."""
+        rounds, groups = self.rounds, list(self.groups)
+
+        def event(request: gr.Request, *values):
+            yield from handler(request, RunRequest.from_controls(list(values), rounds, groups))
+
+        event.__signature__ = inspect.Signature(
+            [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
+            + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                 **({"default": None} if n in ("mask_file", "last_run") else {}))
+               for n in control_names(rounds, groups)])
+        event.__name__ = handler.__name__
+        return event
+
+    # --- small handlers -------------------------------------------------------------
+    def task_steps(self) -> list[int]:
+        """The default steps of each layer's slider (0: the schedule ends before it)."""
+        steps = default_steps(self.generator)
+        return steps + [0] * (self.rounds - len(steps))
+
+    def estimate_text(self, task_label: str, method_label: str, *steps) -> str:
+        return run_estimate(self.generator, TASK_LABELS.get(task_label, "inpaint"),
+                            METHOD_LABELS.get(method_label, "ilo"), list(steps), self.step_cost)
+
+    def show_params(self, task_label: str, observed_pct: float, method_label: str):
+        t = TASK_LABELS[task_label]
+        choices = method_labels(t)
+        return (gr.update(visible=t == "random-inpaint"), gr.update(visible=t == "super-resolution"),
+                gr.update(visible=t == "denoise"), gr.update(visible=t == "compressed-sensing"),
+                self.follow_observed(task_label, observed_pct),
+                gr.update(choices=choices, value=method_label if method_label in choices else "ILO"),
+                *self.task_steps())
+
+    def follow_observed(self, task_label: str, observed_pct: float):
+        return default_lpips_weight(self.generator, TASK_LABELS[task_label], (observed_pct or 0) / 100)
+
+    def on_upload(self, value, how: str, which: float = 0):
+        error = value.get("error") if isinstance(value, dict) else None
+        path = value.get("background") if isinstance(value, dict) else None
+        try:
+            if error:
+                raise InputError(error)
+            image, square, note = crop_preview(path, self.size, how, self.generator.face_frame, face_index(which))
+        except InputError as err:
+            user_error(str(err))
+            return None, None, f"**Not used:** {err}"
+        return image, square, note
+
+    def on_display_copy(self, value, note: str, request: gr.Request):
+        """A large photo is painted on a display-size copy (`DisplayCopies`); a run repairs the photo.
+        Where no copy is made the editor is skipped; the event shows no progress on the editor
+        (with a visible one, the canvas was cleared of what the person had begun to paint)."""
+        path = value.get("background") if isinstance(value, dict) and not value.get("error") else None
+        if not isinstance(path, str):
+            return gr.skip(), gr.skip()
+        try:
+            copy = self.copies.make(request.session_hash, path)
+        except ImageError:
+            return gr.skip(), gr.skip()  # the preview has said what is wrong with it
+        if copy is None:
+            return gr.skip(), gr.skip()
+        return ({"background": str(copy), "layers": [], "composite": str(copy)},
+                (note or "") + f" · shown at {DISPLAY_SIDE} px for painting; the photo is repaired at its own size")
+
+    def on_example(self, path, how: str):
+        if not path:
+            return gr.update(), None, None, ""
+        try:
+            image, square, note = crop_preview(path, self.size, how, self.generator.face_frame)
+        except InputError as err:
+            return gr.update(), None, None, f"**Not used:** {err}"
+        return {"background": path, "layers": [], "composite": path}, image, square, note
+
+    def on_stop(self, request: gr.Request):
+        """A toast, not the status line: the stopped run writes its own last status (its
+        table, or that it never started), which a late "Stopping…" must not overwrite."""
+        session = request.session_hash
+        running, queued = self.runs.stop(session), waiting_runs(self.demo, session)
+        if running + queued == 0:
+            gr.Info("Nothing is running: there is nothing to stop.")
+        elif running:
+            gr.Info("Stopping… the best result so far will be kept.")
+        else:
+            gr.Info("Stopped: the queued run will not start.")
+        return gr.update()
+
+    def on_saved(self, path):
+        if not path:
+            return gr.update(), gr.update()
+        try:
+            image, note = load_saved(path, self.generator)
+        except InputError as err:
+            user_error(str(err))
+            return gr.update(), f"**Not loaded:** {err}"
+        return shown(image), note
+
+    def on_session_end(self, request: gr.Request):
+        self.runs.forget(request.session_hash)
+        self.folders.forget(request.session_hash)
+        self.editor.blobs.forget(request.session_hash)
+        self.copies.forget(request.session_hash)
+
+    # --- a run ------------------------------------------------------------------------
+    def on_run(self, request: gr.Request, run: RunRequest):
+        yield from self.solve(request, run, retune=False)
+
+    def on_retune(self, request: gr.Request, run: RunRequest):
+        yield from self.solve(request, run, retune=True)
+
+    def solve(self, request: gr.Request, run: RunRequest, retune: bool):
+        """A full run, or (retune) a re-run from the first changed layer of the session's last run."""
+        session = request.session_hash
+        flag = self.runs.start(session, queued_at(self.demo, request))
+        if flag is None:
+            yield {self.status: "Stopped before it started."}
+            return
+        yield {self.status: "Reading the photo and finding the face…"}  # the first seconds are not silent
+        try:
             try:
-                image, note = load_saved(path, generator)
+                prepared = prepare_run(self.generator, run, lambda path: self.copies.original(session, path))
             except InputError as err:
                 user_error(str(err))
-                return gr.update(), f"**Not loaded:** {err}"
-            return shown(image), note
+                yield {self.status: f"**Could not run:** {err}"}  # the earlier results stay on screen
+                return
+            problem, configs, t, m = prepared.problem, prepared.configs, prepared.task, prepared.method
+            key = run.settings_key(prepared.photo)
+            rerun, note = None, ""
+            if retune:
+                last = run.last_run
+                # a slider released before a finished run of these settings (or in compare mode) re-runs
+                # nothing and leaves the page as it is: the person is still setting up the next Run
+                if last is None or last["key"] != key or m == "compare":
+                    yield {self.status: gr.update()}
+                    return
+                label = next(iter(configs))
+                first_round = first_changed_round(last["solvers"][label].config, configs[label])
+                if first_round is None:  # nothing changed: the result on screen is for these settings
+                    yield {self.status: gr.update()}
+                    return
+                if first_round >= 0:
+                    problem = last["problem"]
+                    rerun = {label: (last["solvers"][label], first_round, last["recorders"][label])}
+                    note = f"Re-running from layer {first_round} (the earlier layers are kept)… "
+            if t == "super-resolution" and run.degraded:
+                low = self.size // int(run.sr_factor)
+                note += f"Your image is the low-resolution observation: it is used at {low} x {low} px. "
+            yield {self.observation_img: shown(tensor_to_uint8(problem.observation_image())),
+                   self.status: note or "Starting…", self.files: None, self.preview: None, self.result_img: None,
+                   self.clean_img: None, self.before_after: None, self.progression: None, self.spread_img: None,
+                   self.compare_img: gr.update(value=None, visible=m == "compare")}
+            # a clean photo degraded to simulate a task is no photo to repair: no photo-size result then
+            pasted = prepared.photo if t == "inpaint" or run.degraded else None
+            for update in run_job(self.generator, problem, configs, flag, self.folders.new(session), photo=pasted,
+                                  rerun=rerun):
+                out = {self.status: (note if update.final is None else "") + update.status,
+                       self.curve: pd.DataFrame(update.curve, columns=["step", "series", "log10 MSE"])}
+                if update.preview is not None:
+                    out[self.preview] = shown(update.preview)
+                if update.final is not None:
+                    out.update(self.final_outputs(update.final, prepared))
+                    results = update.final["results"]
+                    if len(results) == len(configs) and not flag.is_set():  # a finished run can be re-tuned
+                        out[self.last_run] = {"key": key, "problem": problem,
+                                              "solvers": {k: r["solver"] for k, r in results.items()},
+                                              "recorders": {k: r["recorder"] for k, r in results.items()}}
+                yield out
+                if update.final is not None and run.show_spread and not flag.is_set():
+                    first = next(iter(update.final["results"].values()))
+                    yield from self.guessing(problem, configs, update.status, first["spread"])
+        except InputError as err:
+            user_error(str(err))
+            yield {self.status: f"**Could not finish:** {err}"}
+        finally:
+            self.runs.finish(session, flag)
 
-        saved_file.upload(on_saved, saved_file, [result_img, status], api_name="load_result")
-        for control in (task, method, *step_sliders):
-            control.change(estimate_text, [task, method, *step_sliders], estimate, api_name=False, queue=False)
-    demo.queue(max_size=16)
-    return demo
+    def final_outputs(self, final: dict, prepared: PreparedRun) -> dict:
+        """A finished (or stopped) run's images and downloads."""
+        results = final["results"]
+        first = next(iter(results.values()))
+        out = {self.observation_img: shown(final["observation"]), self.result_img: shown(first["image"]),
+               self.clean_img: shown(final["clean"]),
+               self.before_after: None if first["repaired"] is None else (prepared.photo.original, first["repaired"]),
+               self.progression: next(f for f in first["files"] if f.endswith(".gif")),
+               self.files: [f for r in results.values() for f in r["files"]]}
+        if "CSGM-MSE" in results and len(results) > 1:
+            out[self.compare_img] = shown(results["CSGM-MSE"]["image"])
+        return out
+
+    def guessing(self, problem, configs, table: str, spread=None):
+        """The spread of the first method's starts as a heat map (after the result): the
+        result's own (a mean of several starts), else 4 restarts solved now."""
+        starts = next(iter(configs.values())).estimate.starts if spread is not None else SPREAD_STARTS
+        if spread is None:
+            yield {self.status: table + f"\n\nSolving from {starts} random starts to show where it is guessing…"}
+            _, spread = restart_spread(self.generator, problem, next(iter(configs.values())))
+        figures = spread_summary(spread, problem.operator)
+        summary = f"Spread of {starts} starts: {figures['spread_mean']:.4f} on average"
+        if "spread_in_hole" in figures:
+            summary += (f", {figures['spread_in_hole']:.4f} inside the hole against "
+                        f"{figures['spread_outside']:.4f} outside")
+        yield {self.status: table + f"\n\n{summary} ([0, 1] pixel units).", self.spread_img: spread_heatmap(spread)}
+
+
+def build_demo(generator: SplitGenerator, solve_slots: int = 1, outputs_root: Path | None = None) -> gr.Blocks:
+    """The page for one loaded (shared, read-only) generator (`Studio`). `solve_slots` solves run
+    at once (more only help on a GPU); further runs wait in the queue, which shows their position."""
+    return Studio(generator, solve_slots, outputs_root).build()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.auto import work_steps as auto_work_steps
 from ilo_core.engine.presets import default_config, default_estimate
 from ilo_core.frontends.export import FrameRecorder
-from ilo_core.photo.alignment import align, aligned_crop, outline
+from ilo_core.photo.alignment import ALIGNMENTS, align, aligned_crop, outline
 from ilo_core.generators.base import FaceFrame, SplitGenerator
 from ilo_core.photo.images import ImageError, open_image, save_image_atomic, tensor_to_uint8
 from ilo_core.photo.intake import InputError, PhotoTask, TakenPhoto, percent, sentence, take_photo
@@ -75,6 +75,125 @@ def read_editor(value: dict | None, size: int, align_how: str = "box", mask_file
         raise InputError("Upload a photo first (or pick one of the examples).")
     return take_photo(value["background"], size, align_how, frame, layers=value.get("layers") or [],
                       mask_file=mask_file, face=face)
+
+
+MODES = ["Simulate: my photo is clean", "My image is already degraded"]
+# the controls of a Run, in the order of the page's inputs and of the typed API's parameters; the
+# per-layer steps and radii sit between the two groups (`control_names`)
+CONTROLS_BEFORE = ("editor", "task", "mode", "observed_pct", "sr_factor", "noise_sigma", "measurements_pct", "method",
+                   "alignment", "face")
+CONTROLS_AFTER = ("mse_weight", "lpips_weight", "geodesic_weight", "learning_rate", "seed", "l1_projection",
+                  "fill_detail", "show_spread", "mask_file", "last_run")
+
+
+def control_names(rounds: int, groups: list[str]) -> list[str]:
+    """The parameter names of /run and /retune for a generator with `rounds` layer sliders and
+    radius `groups` (round 0 has no radius)."""
+    return [*CONTROLS_BEFORE, *[f"steps_layer_{r}" for r in range(rounds)],
+            *[f"{g}_radius_layer_{r}" for g in groups for r in range(1, rounds)], *CONTROLS_AFTER]
+
+
+@dataclass
+class RunRequest:
+    """One Run (or re-tune) as the page sends it: every control's value as it arrived (checked
+    by `prepare_run`). `steps`: each layer's slider; `radii`: group -> [None, layer 1, ...];
+    percentages in (0, 100]; `last_run`: the session's last finished run (gr.State) or None."""
+
+    editor: dict | None
+    task: str
+    mode: str
+    observed_pct: float
+    sr_factor: object
+    noise_sigma: object
+    measurements_pct: float
+    method: str
+    alignment: str
+    face: object
+    steps: list
+    radii: dict[str, list]
+    mse_weight: object
+    lpips_weight: object
+    geodesic_weight: object
+    learning_rate: object
+    seed: object
+    l1_projection: bool
+    fill_detail: object
+    show_spread: bool
+    mask_file: str | None = None
+    last_run: dict | None = None
+
+    @classmethod
+    def from_controls(cls, values: list, rounds: int, groups: list[str]) -> "RunRequest":
+        """The page's input values, in `control_names` order -> the request."""
+        v = dict(zip(control_names(rounds, groups), values))
+        return cls(**{n: v[n] for n in (*CONTROLS_BEFORE, *CONTROLS_AFTER)},
+                   steps=[v[f"steps_layer_{r}"] for r in range(rounds)],
+                   radii={g: [None] + [v[f"{g}_radius_layer_{r}"] for r in range(1, rounds)] for g in groups})
+
+    @property
+    def degraded(self) -> bool:
+        return self.mode == MODES[1]
+
+    def settings_key(self, photo: TakenPhoto) -> tuple:
+        """What a re-tune must share with the run it goes on from: the photo, the paint, and every
+        setting but the per-layer steps and radii."""
+        fixed = tuple((n, str(getattr(self, n))) for n in (*CONTROLS_BEFORE, *CONTROLS_AFTER)
+                      if n not in ("editor", "last_run"))
+        return hashlib.sha256(photo.original.tobytes() + photo.painted.tobytes()).hexdigest(), fixed
+
+
+@dataclass
+class PreparedRun:
+    """A checked request: the photo taken in, the problem, and one config per method shown."""
+
+    photo: TakenPhoto
+    problem: Problem
+    configs: dict[str, SolverConfig]
+    task: str
+    method: str  # a method name, or "compare"
+
+
+def method_label(choice: str) -> str:
+    """A method's label in results and download names: 'CSGM-MSE (PULSE-style)' -> 'CSGM-MSE',
+    'ILO, auto radii' as it is."""
+    return choice.split(" (")[0]
+
+
+def face_index(value: object) -> int:
+    """The "Which face" control's value -> which face (0 = the largest); InputError beyond 0-99."""
+    return whole_number(value, "Which face", 99)
+
+
+def prepare_run(generator: SplitGenerator, request: RunRequest, original=lambda background: background) -> PreparedRun:
+    """Check every control and take the photo in (`take_photo`); InputError with one sentence for
+    anything wrong, before any work. `original(background)`: the full photo a display copy stands
+    for (`DisplayCopies.original`)."""
+    editor_value = request.editor
+    if isinstance(editor_value, dict) and editor_value.get("error"):
+        raise InputError(editor_value["error"])
+    task, method = TASK_LABELS.get(request.task), METHOD_LABELS.get(request.method)
+    if task is None or method is None:
+        raise InputError(f"Unknown task or method: {request.task!r}, {request.method!r}.")
+    seed = parse_seed(request.seed)
+    if request.alignment not in ALIGNMENTS:
+        raise InputError(f"Unknown alignment {request.alignment!r}: use {', '.join(ALIGNMENTS)}.")
+    if isinstance(editor_value, dict):  # painted on a display copy: the photo itself is repaired
+        editor_value = {**editor_value, "background": original(editor_value.get("background"))}
+    photo = read_editor(editor_value, generator.resolution, request.alignment, request.mask_file,
+                        generator.face_frame, face_index(request.face))
+    problem = pose_problem(photo, task, request.degraded, observed_pct=request.observed_pct,
+                           factor=request.sr_factor or 0, sigma=request.noise_sigma,
+                           measurements_pct=request.measurements_pct, seed=seed, device=generator.device)
+    common = dict(steps=request.steps, radii=request.radii, observed_pct=request.observed_pct,
+                  mse_weight=request.mse_weight, lpips_weight=request.lpips_weight,
+                  geodesic_weight=request.geodesic_weight, lr=request.learning_rate, seed=seed,
+                  l1_projection=request.l1_projection, fill_detail=request.fill_detail)
+    if method == "compare":
+        configs = {"ILO": build_config(generator, task, "ilo", **common),
+                   "CSGM-MSE": build_config(generator, task, "csgm-mse", **common)}
+    else:
+        configs = {method_label(request.method): build_config(generator, task, method, **common)}
+    return PreparedRun(photo, problem, configs, task, method)
 
 
 DISPLAY_SIDE = 1600  # a photo larger than this (either side) is painted on a copy of this size
