@@ -40,12 +40,9 @@ class Solve:
         self.starts = estimate.starts
         self.items = observation.shape[0]
         self.y = observation.to(generator.device)
-        missing = None
-        if estimate.fill_detail > 0:
-            if not isinstance(self.operator, Inpainting):
-                raise ValueError("fill detail goes into a hole: it needs an inpainting task")
-            missing = ~self.operator.keep.to(generator.device)
-        self.estimator = Estimator(estimate, self.items, missing)
+        # the hole that fill detail goes into, [1, 1, R, R] bool (None: no hole)
+        self.hole = ~self.operator.keep.to(generator.device) if isinstance(self.operator, Inpainting) else None
+        self.estimator = self._estimator(self.config)
         # row b * K + k is start k of image b
         rows = self.y.repeat_interleave(self.starts, 0) if self.starts > 1 else self.y
         self.auto: AutoSolve | None = None
@@ -73,6 +70,7 @@ class Solve:
         return self.solver.nan_detected
 
     def run(self) -> Iterator[Progress]:
+        """The solve's progress events (run it once; `rerun_from` goes on from a round)."""
         if self.auto is not None:
             yield from self._answers(self.auto.run())
             return
@@ -99,10 +97,15 @@ class Solve:
         if config.estimate.starts != self.starts or len(self.runs) > 1 or config.estimate.best_of > 1:
             raise ValueError(f"this solve's answer is made of {self.starts} start(s) and {len(self.runs)} run(s); "
                              f"the new settings ask for another: run it again")
+        estimator = self._estimator(config)
         events = self.solver.rerun_from(round_index, config)
-        self.config = config
-        self.estimator = Estimator(config.estimate, self.items, self.estimator.missing)
+        self.config, self.estimator = config, estimator
         yield from self._answers(events)
+
+    def _estimator(self, config: SolverConfig) -> Estimator:
+        if config.estimate.fill_detail > 0 and self.hole is None:
+            raise ValueError("fill detail goes into a hole: it needs an inpainting task")
+        return Estimator(config.estimate, self.items, self.hole)
 
     def round_start(self, round_index: int) -> dict | None:
         return self.solver.round_start(round_index)
