@@ -83,7 +83,7 @@ class Solve:
                 if self.solver.nan_detected:
                     return
                 self.solver = ILOSolver(self.generator, self.operator, self.y, self.config, restart=k,
-                                        noise_rng=self.solver._noise_rng)
+                                        noise_rng=self.solver.noise_rng)
                 self.runs.append(self.solver)
             for event in self._answers(self.solver.run()):
                 yield replace(event, done=sum(self.config.steps) * k + event.done, total=self.config.total_steps,

@@ -130,8 +130,9 @@ class ILOSolver:
         self.sna = operator.noise_model if cfg.sna else None
         if cfg.sna and self.sna is None:
             raise ValueError("stochastic noise addition needs an operator with a known noise model (denoising)")
-        # SNA's draws: seeded per solve, never the global generator
-        self._noise_rng = noise_rng if noise_rng is not None else \
+        # SNA's draws, seeded per solve (never the global generator); a next run of `Estimate.best_of`
+        # carries on from them
+        self.noise_rng = noise_rng if noise_rng is not None else \
             torch.Generator(device=generator.device).manual_seed(self.config.seed + 77_777)
         self.restart = restart
         if radius_scales is not None:
@@ -163,7 +164,7 @@ class ILOSolver:
         """Loss per item [B], its terms [B] each, and the generated image [B, 3, R, R]."""
         cfg = self.config
         x = self.generator.render_from(split, state, variables)
-        x_loss = x + self.sna.sample(x, self._noise_rng) if self.sna is not None else x
+        x_loss = x + self.sna.sample(x, self.noise_rng) if self.sna is not None else x
         ax = self.A(x_loss)
         mse = measurement_mse(ax, self.y)
         terms = {"mse": mse}
@@ -248,7 +249,7 @@ class ILOSolver:
         self.best = list(snapshot["best"])
         self.best_after_round = self.best_after_round[:round_index]
         self.nan_detected, self.finished = False, False
-        self._noise_rng.set_state(snapshot["noise_rng"])
+        self.noise_rng.set_state(snapshot["noise_rng"])
         self._done, self._t0 = snapshot["done"], time.perf_counter()
         yield from self._rounds(0, round_index, _clone(snapshot["state"]), _clone(snapshot["variables"]))
         self.finished = not self.nan_detected
@@ -317,7 +318,7 @@ class ILOSolver:
         """What `rerun_from` restarts a round from: the state and variables at its start, the
         best iterates so far, SNA's generator state and the steps done."""
         return {"state": _clone(state), "variables": _clone(variables), "best": list(self.best),
-                "noise_rng": self._noise_rng.get_state(), "done": self._done}
+                "noise_rng": self.noise_rng.get_state(), "done": self._done}
 
     def _record_round(self, r: int) -> None:
         """best_after_round[r] = the best iterates over rounds 0..r."""
