@@ -41,4 +41,7 @@ def command(argv: list[str] | None = None) -> int:
         for name, about in STUDIES.items():
             print(f"{name:15s} {about}")
         return 0
+    if argv[0] not in STUDIES:
+        print(f"error: unknown study {argv[0]!r}; choose one of {', '.join(STUDIES)}", file=sys.stderr)
+        return 2
     return run(argv[0], argv[1:])
