@@ -24,20 +24,20 @@ import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.photo.alignment import ALIGNMENTS
+from ilo_core.checkpoints import load_generator
 from ilo_core.engine.config import LEARNING_RATE, MSE_WEIGHT
 from ilo_core.engine.presets import (default_fill_detail, default_geodesic_weight, default_lpips_weight, default_radii,
                                      default_rounds, default_steps)
-from ilo_core.generators import SplitGenerator
-from ilo_core.checkpoints import load_generator
-from ilo_core.photo.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
-from ilo_core.perceptual.distance import get_lpips
-from ilo_core.frontends.uploads import BlobStore
 from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 from ilo_core.frontends.page import (DISPLAY_SIDE, LOG, METHOD_LABELS, MODES, TASK_LABELS, DisplayCopies, InputError,
                                      OutputFolders, PreparedRun, RunRequest, SessionRuns, control_names, crop_preview,
                                      face_index, first_changed_round, load_saved, method_labels, prepare_run,
                                      run_estimate, run_job, sentence, step_seconds)
+from ilo_core.frontends.uploads import BlobStore
+from ilo_core.generators import SplitGenerator
+from ilo_core.perceptual.distance import get_lpips
+from ilo_core.photo.alignment import ALIGNMENTS
+from ilo_core.photo.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # the results table: headers and numbers never break inside a word, and a narrow screen scrolls it sideways
@@ -227,8 +227,9 @@ class Studio:
                         value=False, label="Also show where it is guessing: the spread of its starts (free where the "
                                            "result is already their mean, as for painted holes; else "
                                            f"{SPREAD_STARTS} more starts, 2-3x the time)")
-                    self.mask_file = gr.File(label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
-                                             file_types=["image"], type="filepath", height=90)
+                    self.mask_file = gr.File(
+                        label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
+                        file_types=["image"], type="filepath", height=90)
                     self.alignment = gr.Radio(ALIGNMENTS, value="landmarks",
                                               label="Face alignment (landmarks: your face framed as the generator's "
                                                     "faces are; falls back to box, then centre)")
@@ -283,7 +284,8 @@ class Studio:
                         self.seed = RawNumber(value=0, label="Seed (a whole number)")
                         self.l1 = gr.Checkbox(value=True, label="Project onto the l1 balls")
                         self.detail = gr.Slider(
-                            0, 2, value=default_fill_detail(generator), step=0.1, label="Fill detail (px, painted holes)",
+                            0, 2, value=default_fill_detail(generator), step=0.1,
+                            label="Fill detail (px, painted holes)",
                             info="the answer is the mean of several starts, blurred where they disagree: put back "
                                  "one start's detail finer than this into the hole (sharper, a little further from "
                                  "the truth); 0 = the plain mean")

@@ -93,7 +93,8 @@ def engine_paths(dcgan, image) -> dict[str, torch.Tensor]:
     two_runs = {"best_of": 2} if "estimate" in config_fields else {"restarts": 2}
     cfg = default_config(dcgan, "denoise", "ilo", steps=[3, 3, 3, 3], seed=4, **two_runs)
     noisy = simulate("denoise", image, seed=3, sigma=25)
-    out["ilo/denoise/best_of_2_restarts"] = finished(Solve(dcgan, noisy.operator, noisy.observation, cfg)).images().cpu()
+    best_of_2 = finished(Solve(dcgan, noisy.operator, noisy.observation, cfg))
+    out["ilo/denoise/best_of_2_restarts"] = best_of_2.images().cpu()
     return out
 
 

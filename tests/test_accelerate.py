@@ -20,14 +20,14 @@ from ilo_core.accelerate.packed_conv import PackedConvolution, flop_formulas, pa
 from ilo_core.accelerate.packed_trunk import PackedTrunk
 from ilo_core.accelerate.resize import MATRIX_MAX_LOW_RES, MatrixSuperResolution
 from ilo_core.accelerate.stylegan2 import ScaledModulatedConv2d
-from ilo_core.engine.config import SolverConfig
 from ilo_core.checkpoints import load_generator
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.solver import ILOSolver
 from ilo_core.generators.stylegan2 import ModulatedConv2d
-from ilo_core.physics.operators import Denoising, SuperResolution, bicubic_downsample
-from ilo_core.physics.problems import build_operator
 from ilo_core.perceptual.distance import PerceptualDistance, get_lpips
 from ilo_core.perceptual.network import LPIPSNetwork, unit_normalize
-from ilo_core.engine.solver import ILOSolver
+from ilo_core.physics.operators import Denoising, SuperResolution, bicubic_downsample
+from ilo_core.physics.problems import build_operator
 
 
 def _render_and_grads(gen, variables, split):

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.photo.alignment import (align, aligned_crop, aligned_mask, five_landmarks, framed_quad, measure_face_frame,
-                                paste_back, quad_from_landmarks)
 from ilo_core.generators.base import FaceFrame
+from ilo_core.photo.alignment import (align, aligned_crop, aligned_mask, five_landmarks, framed_quad, measure_face_frame,
+                                      paste_back, quad_from_landmarks)
 from ilo_core.photo.images import tensor_to_uint8
 
 FACE = np.asarray(Image.open(FACES / "astronaut_face.png").convert("RGB"))

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.generators import DCGANGenerator
 from ilo_core.frontends.page import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
-                             read_editor, run_job)
+                                     read_editor, run_job)
+from ilo_core.generators import DCGANGenerator
 
 FACE = str(FACES / "astronaut_face.png")
 

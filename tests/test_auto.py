@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from ilo_core.engine.auto import (EVIDENCE, SCALES, AutoSolve, MaskedMeasurements, choose, held_out_mse, held_out_split,
-                           paired_scores)
+                                  paired_scores)
 from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.presets import default_config
+from ilo_core.engine.solver import ILOSolver
 from ilo_core.physics.operators import CompressedSensing, Inpainting, RandomInpainting
 from ilo_core.physics.problems import simulate
-from ilo_core.engine.solver import ILOSolver
 
 
 def test_a_holes_held_out_ring_is_observed_pixels_next_to_it():

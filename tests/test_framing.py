@@ -12,12 +12,12 @@ from PIL import Image
 
 from conftest import FACES
 from test_cli import run_cli, write_mask
-from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
+from ilo_core.engine.methods import solve
 from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
+from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
 from ilo_core.photo.facecrop import face_crop
 from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
 from ilo_core.photo.images import open_image, pil_to_tensor
-from ilo_core.engine.methods import solve
 from ilo_core.physics.metrics import hole_mse01, psnr_from_mse
 from ilo_core.physics.operators import Inpainting
 

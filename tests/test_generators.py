@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import REFERENCE
-from ilo_core.generators import StyleGAN2Generator
 from ilo_core.checkpoints import load_generator
+from ilo_core.generators import StyleGAN2Generator
 
 
 @pytest.fixture(params=["plain", "accelerated"])

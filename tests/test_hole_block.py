@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.presets import default_config
-from ilo_core.generators import DCGANGenerator
-from ilo_core.evaluation.evaluate import inpainting_mask
 from ilo_core.engine.methods import solve as solve_mean
+from ilo_core.engine.presets import default_config
+from ilo_core.engine.solver import ILOSolver
+from ilo_core.evaluation.evaluate import inpainting_mask
+from ilo_core.generators import DCGANGenerator
+from ilo_core.perceptual.distance import PerceptualDistance
 from ilo_core.physics.metrics import paste_observed
 from ilo_core.physics.operators import SuperResolution
-from ilo_core.perceptual.distance import PerceptualDistance
 from ilo_core.physics.problems import simulate
-from ilo_core.engine.solver import ILOSolver
 
 
 def _box(faces64, n: int = 2):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ilo_core.evaluation.studies.auto_holes import COPY_OBSERVED, hole_copy
 from ilo_core.evaluation.evaluate import inpainting_mask
+from ilo_core.evaluation.studies.auto_holes import COPY_OBSERVED, hole_copy
 
 
 def moved(hole: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

@@ -9,15 +9,15 @@ import torch
 
 from ilo_core.engine.auto import AutoSolve
 from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.presets import default_config
-from ilo_core.generators import DCGANGenerator
 from ilo_core.engine.estimate import Estimate, gaussian_blur, medoid, with_detail
-from ilo_core.evaluation.evaluate import evaluation_images, inpainting_mask
 from ilo_core.engine.methods import Solve, solve
-from ilo_core.physics.metrics import hole_mse01
-from ilo_core.physics.problems import simulate
+from ilo_core.engine.presets import default_config
 from ilo_core.engine.reconstruction import Reconstruction
 from ilo_core.engine.solver import ILOSolver
+from ilo_core.evaluation.evaluate import evaluation_images, inpainting_mask
+from ilo_core.generators import DCGANGenerator
+from ilo_core.physics.metrics import hole_mse01
+from ilo_core.physics.problems import simulate
 
 DCGAN_FILL_STARTS = DCGANGenerator.tuning.fill_starts
 

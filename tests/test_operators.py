@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from conftest import FACES, ROOT
-from ilo_core.physics.problems import build_operator
 from ilo_core.physics.operators import (CompressedSensing, Denoising, Inpainting, RandomInpainting,
-                                SuperResolution, linear_adjoint)
+                                        SuperResolution, linear_adjoint)
+from ilo_core.physics.problems import build_operator
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZE = 16

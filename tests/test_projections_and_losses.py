@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from conftest import REFERENCE
+from ilo_core.engine.constraints import project_l1_ball, project_sphere
 from ilo_core.engine.losses import geodesic_loss
 from ilo_core.perceptual.distance import PerceptualDistance
-from ilo_core.engine.constraints import project_l1_ball, project_sphere
 
 
 def bisection_projection(v: torch.Tensor, radius: float) -> torch.Tensor:

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.presets import default_config
-from ilo_core.evaluation.evaluate import DEFAULT_METHODS, Setting, inpainting_mask, method_config
+from ilo_core.engine.constraints import project_l1_ball
 from ilo_core.engine.methods import solve as solve_mean
+from ilo_core.engine.presets import default_config
+from ilo_core.engine.solver import ILOSolver
+from ilo_core.evaluation.evaluate import DEFAULT_METHODS, Setting, inpainting_mask, method_config
 from ilo_core.physics.metrics import hole_mse01, psnr_from_mse
 from ilo_core.physics.problems import simulate
-from ilo_core.engine.constraints import project_l1_ball
-from ilo_core.engine.solver import ILOSolver
 
 
 def test_the_defaults_keep_the_dcgan_state_non_negative_for_ilo_only(dcgan, stylegan64):

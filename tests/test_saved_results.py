@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ilo_core.engine.presets import default_config
-from ilo_core.generators.dcgan import ASSET, DCGANGenerator
 from ilo_core.engine.methods import solve
-from ilo_core.physics.problems import simulate
+from ilo_core.engine.presets import default_config
 from ilo_core.engine.reconstruction import MAX_ROWS, Reconstruction
 from ilo_core.frontends.page import InputError, load_saved
+from ilo_core.generators.dcgan import ASSET, DCGANGenerator
+from ilo_core.physics.problems import simulate
 from test_app import served_app  # noqa: F401 (the launched page, a fixture)
 
 

@@ -10,12 +10,12 @@ import torch
 from ilo_core.engine.adam import Adam
 from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.estimate import Estimate
+from ilo_core.engine.methods import Solve
 from ilo_core.engine.presets import default_config
+from ilo_core.engine.reconstruction import Reconstruction
+from ilo_core.engine.solver import ILOSolver, lr_schedule
 from ilo_core.physics.metrics import psnr01
 from ilo_core.physics.operators import Inpainting, SuperResolution
-from ilo_core.engine.reconstruction import Reconstruction
-from ilo_core.engine.methods import Solve
-from ilo_core.engine.solver import ILOSolver, lr_schedule
 
 SR = SuperResolution(4, 64)
 

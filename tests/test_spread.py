@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ilo_core.engine.presets import default_config
-from ilo_core.physics.problems import simulate
 from ilo_core.engine.spread import restart_spread, spread_heatmap
+from ilo_core.physics.problems import simulate
 
 
 @pytest.mark.parametrize("face", [0, 1])

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.photo.alignment import NoFaceUnderPaint, align, all_landmarks
-from ilo_core.generators.dcgan import DCGANGenerator
 from ilo_core.frontends.page import InputError, read_editor
+from ilo_core.generators.dcgan import DCGANGenerator
+from ilo_core.photo.alignment import NoFaceUnderPaint, align, all_landmarks
 
 pytestmark = pytest.mark.skipif(not all_landmarks(np.asarray(Image.open(FACES / "astronaut_face.png").convert("RGB"))),
                                 reason="dlib's landmark model is not installed")

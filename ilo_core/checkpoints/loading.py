@@ -34,11 +34,11 @@ from torch import Tensor
 
 from ilo_core.accelerate import accelerate
 from ilo_core.atomic import regular_file, write_bytes
-from ilo_core.checkpoints.download import KNOWN, cache_root, cached_path, sha256_of
 from ilo_core.checkpoints import converted, nvlabs
+from ilo_core.checkpoints.download import KNOWN, cache_root, cached_path, sha256_of
+from ilo_core.checkpoints.safe_pickle import UnsafePickleError, load_records
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.generators.dcgan import DCGANGenerator
-from ilo_core.checkpoints.safe_pickle import UnsafePickleError, load_records
 from ilo_core.generators.stylegan2 import StyleGAN2Generator, check_against_tensors, check_config, infer_config
 
 SAFE_EXTRA_GLOBALS = (argparse.Namespace,)

@@ -44,10 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ilo_core.engine.config import SolverConfig
-from ilo_core.generators.base import SplitGenerator
-from ilo_core.physics.operators import Inpainting, Operator, RandomInpainting, as_operator
 from ilo_core.engine.estimate import Estimate, Estimator
 from ilo_core.engine.solver import ILOSolver, Progress
+from ilo_core.generators.base import SplitGenerator
+from ilo_core.physics.operators import Inpainting, Operator, RandomInpainting, as_operator
 
 SCALES = (0.25, 1.0, 4.0)       # candidate factors on every l1 radius
 CANDIDATE_STEP_FRACTION = 0.4   # candidates run rounds >= 1 with this fraction of the steps

@@ -38,7 +38,8 @@ from ilo_core.engine.reconstruction import Reconstruction
 from ilo_core.generators.base import SplitGenerator, State
 from ilo_core.physics.metrics import measurement_mse
 
-LEGACY_NAMES = {"mean_of": "starts", "mean_rounds": "rounds_averaged", "restarts": "best_of"}  # saved configs before 2026-12
+# the estimate's fields as saved results before it had a record of its own name them (SolverConfig.from_dict)
+LEGACY_NAMES = {"mean_of": "starts", "mean_rounds": "rounds_averaged", "restarts": "best_of"}
 
 
 @dataclass(frozen=True)

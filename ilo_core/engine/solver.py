@@ -32,13 +32,13 @@ from torch import Tensor
 
 from ilo_core.engine.adam import Adam
 from ilo_core.engine.config import SolverConfig
-from ilo_core.generators.base import SplitGenerator, State, Variables
 from ilo_core.engine.constraints import hole_cells, keep_cells, project_l1_ball, project_sphere, relu_range
 from ilo_core.engine.losses import geodesic_loss
+from ilo_core.engine.reconstruction import Reconstruction
+from ilo_core.generators.base import SplitGenerator, State, Variables
+from ilo_core.perceptual.distance import PerceptualDistance
 from ilo_core.physics.metrics import measurement_mse
 from ilo_core.physics.operators import Inpainting, Operator, as_operator
-from ilo_core.perceptual.distance import PerceptualDistance
-from ilo_core.engine.reconstruction import Reconstruction
 
 
 @dataclass

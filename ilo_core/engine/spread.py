@@ -16,8 +16,8 @@ import numpy as np
 from torch import Tensor
 
 from ilo_core.engine.config import SolverConfig
-from ilo_core.generators.base import SplitGenerator
 from ilo_core.engine.methods import solve
+from ilo_core.generators.base import SplitGenerator
 from ilo_core.physics.operators import Inpainting, Operator
 from ilo_core.physics.problems import Problem
 
@@ -36,8 +36,8 @@ def restart_spread(generator: SplitGenerator, problem: Problem, config: SolverCo
     if problem.observation.shape[0] != 1:
         raise ValueError("restart_spread takes a problem of batch size 1")
     config = dataclasses.replace(config, estimate=dataclasses.replace(config.estimate, starts=restarts, best_of=1),
-                                 seed=config.seed if seed is None else seed,
-                                 preview_every=1_000_000, method="ilo" if config.method == "ilo-auto" else config.method)
+                                 seed=config.seed if seed is None else seed, preview_every=1_000_000,
+                                 method="ilo" if config.method == "ilo-auto" else config.method)
     job = solve(generator, problem.operator, problem.observation, config)
     spread = job.spread()
     if spread is None:

@@ -30,12 +30,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ilo_core.accelerate import accelerate, set_up_process, use_reference
 from ilo_core.accelerate.packed_conv import flop_formulas
+from ilo_core.checkpoints import load_generator, resolve_device
 from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.presets import default_rounds
-from ilo_core.generators import SplitGenerator, StyleGAN2Generator
-from ilo_core.checkpoints import load_generator, resolve_device
-from ilo_core.physics.operators import SuperResolution
 from ilo_core.engine.solver import ILOSolver
+from ilo_core.generators import SplitGenerator, StyleGAN2Generator
+from ilo_core.physics.operators import SuperResolution
 
 
 def _sync(device: torch.device | None) -> None:

@@ -26,18 +26,18 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.photo.alignment import align, aligned_crop
 from ilo_core.atomic import write_json
+from ilo_core.checkpoints import load_generator
 from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.config import SOLVER_METHODS
-from ilo_core.engine.presets import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_estimate,
-                               default_rounds, default_steps)
-from ilo_core.photo.facecrop import face_crop
-from ilo_core.checkpoints import load_generator
-from ilo_core.generators.base import SplitGenerator
-from ilo_core.photo.images import ImageError, open_image, pil_to_tensor, save_image_atomic
 from ilo_core.engine.methods import solve
+from ilo_core.engine.presets import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_estimate,
+                                     default_rounds, default_steps)
+from ilo_core.generators.base import SplitGenerator
 from ilo_core.perceptual.distance import PerceptualDistance
+from ilo_core.photo.alignment import align, aligned_crop
+from ilo_core.photo.facecrop import face_crop
+from ilo_core.photo.images import ImageError, open_image, pil_to_tensor, save_image_atomic
 from ilo_core.physics.problems import Problem, evaluate_batch, simulate
 
 ROOT = Path(__file__).resolve().parents[2]

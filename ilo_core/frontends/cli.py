@@ -20,22 +20,22 @@ import torch
 from PIL import Image
 
 from ilo_core.accelerate import set_up_process, use_reference
-from ilo_core.photo.alignment import ALIGNMENTS, from_aligned
 from ilo_core.atomic import write_json
-from ilo_core.engine.config import SOLVER_METHODS
-from ilo_core.engine.presets import default_config
-from ilo_core.checkpoints.download import KNOWN, download
-from ilo_core.frontends.export import FrameRecorder
-from ilo_core.photo.framing import answer_in_image
-from ilo_core.photo.intake import PhotoTask, take_photo
 from ilo_core.checkpoints import load_generator
+from ilo_core.checkpoints.download import KNOWN, download
 from ilo_core.checkpoints.loading import convert_checkpoint
+from ilo_core.engine.config import SOLVER_METHODS
+from ilo_core.engine.methods import Solve
+from ilo_core.engine.presets import default_config
+from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
+from ilo_core.frontends.export import FrameRecorder
+from ilo_core.photo.alignment import ALIGNMENTS, from_aligned
+from ilo_core.photo.framing import answer_in_image
 from ilo_core.photo.images import (ImageError, image_format, image_size, load_image, load_mask, pil_to_tensor,
                                    save_image_atomic, tensor_to_uint8)
-from ilo_core.engine.methods import Solve
+from ilo_core.photo.intake import PhotoTask, take_photo
 from ilo_core.physics.operators import TASKS
 from ilo_core.physics.problems import evaluate, from_observation, simulate
-from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
 
 
 def _steps(text: str) -> list[int]:

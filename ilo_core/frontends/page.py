@@ -21,18 +21,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.auto import work_steps as auto_work_steps
+from ilo_core.engine.config import SolverConfig
+from ilo_core.engine.methods import Solve
 from ilo_core.engine.presets import default_config, default_estimate
+from ilo_core.engine.solver import ILOSolver
 from ilo_core.frontends.export import FrameRecorder
-from ilo_core.photo.alignment import ALIGNMENTS, align, aligned_crop, outline
 from ilo_core.generators.base import FaceFrame, SplitGenerator
+from ilo_core.photo.alignment import ALIGNMENTS, align, aligned_crop, outline
 from ilo_core.photo.images import ImageError, open_image, save_image_atomic, tensor_to_uint8
 from ilo_core.photo.intake import InputError, PhotoTask, TakenPhoto, percent, sentence, take_photo
-from ilo_core.engine.methods import Solve
 from ilo_core.physics.operators import TASKS
 from ilo_core.physics.problems import Problem, evaluate, simulate
-from ilo_core.engine.solver import ILOSolver
 
 METHOD_LABELS = {"ILO": "ilo", "ILO, auto radii": "ilo-auto", "CSGM-MSE (PULSE-style)": "csgm-mse", "CSGM-LPIPS": "csgm-lpips",
                  "CSGM-MSE+LPIPS": "csgm-mse-lpips", "Compare ILO vs CSGM-MSE": "compare"}

@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ilo_core.photo.facecrop import face_box
 from ilo_core.generators.base import FaceFrame
+from ilo_core.photo.facecrop import face_box
 from ilo_core.photo.images import center_box
 
 ALIGNMENTS = ("landmarks", "box", "center")

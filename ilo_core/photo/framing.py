@@ -9,7 +9,8 @@ A generator draws its faces at one size and place (`SplitGenerator.face_frame`: 
 DCGAN's fill a quarter more of the picture than FFHQ's). A crop already at the generator's
 size but framed otherwise (a benchmark's 64 px face, a face detector's box) asks it for a face
 it never drew, and ILO fills the hole worse (docs/evaluation/findings.md, "A cut face's hole
-solved in the generator's frame"; `python -m ilo_core.evaluation.studies frame_match`). So the CLI solves such a hole as the page solves a photo's: it
+solved in the generator's frame"; `python -m ilo_core.evaluation.studies frame_match`). So the
+CLI solves such a hole as the page solves a photo's: it
 finds the generator's square in the image (`frame_in_image`), solves the hole there, and
 answers in the image's own pixels (`answer_in_image`).
 """
@@ -20,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ilo_core.photo.alignment import (Alignment, aligned_crop, aligned_mask, box_quad, framed_quad, from_aligned,
-                                quad_from_landmarks, small_image_landmarks)
 from ilo_core.generators.base import FaceFrame
+from ilo_core.photo.alignment import (Alignment, aligned_crop, aligned_mask, box_quad, framed_quad, from_aligned,
+                                      quad_from_landmarks, small_image_landmarks)
 from ilo_core.photo.images import pil_to_tensor
 from ilo_core.physics.operators import Inpainting
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ilo_core.physics.metrics import measurement_mse, hole_mse01, mse01, paste_observed, psnr_from_mse
 from ilo_core.accelerate import accelerate
+from ilo_core.perceptual.distance import PerceptualDistance
+from ilo_core.physics.metrics import measurement_mse, hole_mse01, mse01, paste_observed, psnr_from_mse
 from ilo_core.physics.operators import (TASKS, CompressedSensing, Denoising, Inpainting, Operator, RandomInpainting,
                                         SuperResolution)
-from ilo_core.perceptual.distance import PerceptualDistance
 
 
 def build_operator(task: str, size: int, *, mask: Tensor | None = None, observed: float = 0.1,

@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from ilo_core.photo.alignment import measure_face_frame
 from ilo_core.checkpoints import load_generator
+from ilo_core.photo.alignment import measure_face_frame
 from ilo_core.photo.images import tensor_to_uint8
 
 

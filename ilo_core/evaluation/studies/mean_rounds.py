@@ -21,13 +21,13 @@ import sys
 
 import torch
 
-from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
 from ilo_core.engine.estimate import with_detail
-from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.engine.estimate import with_earlier_rounds
 from ilo_core.engine.methods import solve
+from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
 from ilo_core.physics.metrics import mse01, psnr_from_mse
 from ilo_core.physics.problems import simulate
-from ilo_core.engine.estimate import with_earlier_rounds
 
 SETTINGS = [Setting("inpaint", shape, 0.0, {"mask": None}) for shape in MASKS] + \
     [Setting("random-inpaint", f"{p}%", float(p), {"observed": p / 100}) for p in (5, 10, 25, 50)]

@@ -9,11 +9,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from ilo_core.checkpoints import load_generator
+from ilo_core.engine.methods import solve
 from ilo_core.engine.presets import default_config
 from ilo_core.evaluation.evaluate import evaluation_images
-from ilo_core.checkpoints import load_generator
 from ilo_core.physics.problems import evaluate_batch, simulate
-from ilo_core.engine.methods import solve
 
 
 def main() -> None:
