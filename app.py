@@ -136,7 +136,7 @@ def example_paths(generator: SplitGenerator, folder: Path) -> list[str]:
 
 
 # --- the only place the page reads Gradio's private queue (no public API says when an event was
-# queued or which wait); tests/test_page_reliability.py fails when a Gradio upgrade changes them
+# queued or which wait); tests/frontends/test_page_reliability.py fails when a Gradio upgrade changes them
 QUEUE_INTERNALS = {"queue": "_queue", "running": "active_jobs", "waiting": "event_queue_per_concurrency_id",
                    "event": ("request", "enqueue_time", "session_hash", "fn")}
 

@@ -1,14 +1,20 @@
-"""Shared fixtures: the embedded generator, the reference StyleGAN-2, example faces.
+"""Shared fixtures and helpers: the embedded generator, the reference StyleGAN-2, example faces,
+the launched page, the CLI as a subprocess.
 
 The golden reference data ships with the repository (`tests/data/reference/`, unpacked by
 `reference_data.reference_dir`), so a fresh clone runs every test CI runs."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from reference_data import reference_dir
 
@@ -63,3 +69,52 @@ def faces64():
     from ilo_core.photo.images import load_image
 
     return [load_image(FACES / name, 64) for name in ("astronaut_face.png", "grace_hopper_face.png")]
+
+
+# --- helpers the tests of several wings share --------------------------------------------
+
+
+def write_mask(path, size: tuple[int, int], rows: slice, cols: slice):
+    """A mask PNG of `size` (height, width), white (missing) over rows x cols; returns its path."""
+    mask = np.zeros(size, dtype=np.uint8)
+    mask[rows, cols] = 255
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ilo_core", "solve", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def mask_layer(tmp_path, box=(60, 150, 200, 200), size=(256, 256)) -> str:
+    """A transparent RGBA layer with an opaque painted rectangle, as ImageMask sends it."""
+    layer = np.zeros((*size, 4), dtype=np.uint8)
+    layer[box[1]:box[3], box[0]:box[2]] = (255, 0, 255, 255)
+    path = tmp_path / "layer.png"
+    Image.fromarray(layer, "RGBA").save(path)
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_app(dcgan):
+    import app
+
+    demo = app.build_demo(dcgan)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")

@@ -34,9 +34,9 @@ def test_every_third_party_import_is_declared():
     declared = requirement_names((ROOT / "requirements.txt").read_text().splitlines())
     modules = {IMPORT_NAMES.get(name, name).replace("-", "_") for name in declared}
     local = {"ilo_core", "app", "conftest", "reference_data", "lpips_oracle", "scripts"} | \
-        {p.stem for p in (ROOT / "tests").glob("*.py")}
+        {p.stem for p in (ROOT / "tests").rglob("*.py")}
     missing = set()
-    for path in [*ROOT.joinpath("ilo_core").rglob("*.py"), ROOT / "app.py", *ROOT.joinpath("tests").glob("*.py"),
+    for path in [*ROOT.joinpath("ilo_core").rglob("*.py"), ROOT / "app.py", *ROOT.joinpath("tests").rglob("*.py"),
                  *ROOT.joinpath("scripts").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ilo_core.evaluation.studies import STUDIES, command
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_registered_study_is_a_module_with_a_main_and_every_module_is_registered():

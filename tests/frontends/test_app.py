@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -10,21 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACES
+from conftest import FACES, mask_layer
 from ilo_core.frontends.page import (InputError, StopFlag, build_config, crop_preview, new_output_dir, pose_problem,
                                      read_editor, run_job)
 from ilo_core.generators import DCGANGenerator
 
 FACE = str(FACES / "astronaut_face.png")
-
-
-def mask_layer(tmp_path, box=(60, 150, 200, 200), size=(256, 256)) -> str:
-    """A transparent RGBA layer with an opaque painted rectangle, as ImageMask sends it."""
-    layer = np.zeros((*size, 4), dtype=np.uint8)
-    layer[box[1]:box[3], box[0]:box[2]] = (255, 0, 255, 255)
-    path = tmp_path / "layer.png"
-    Image.fromarray(layer, "RGBA").save(path)
-    return str(path)
 
 
 def test_the_painted_alpha_becomes_the_mask_after_the_crop(tmp_path):
@@ -170,23 +160,6 @@ def test_stop_keeps_the_best_result(dcgan, tmp_path):
 
 
 # --- end to end: a launched app driven by gradio_client ---------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served_app(dcgan):
-    import app
-
-    demo = app.build_demo(dcgan)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
 
 
 def run_args(client_file, editor, steps=5, method="ILO", **overrides):

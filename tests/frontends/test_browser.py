@@ -44,7 +44,7 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan, tmp_path):
     from playwright.sync_api import sync_playwright
 
     import app
-    from test_app import free_port
+    from conftest import free_port
 
     demo = app.build_demo(dcgan)
     port = free_port()

@@ -14,19 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACES
+from conftest import FACES, free_port, rss_mb
 from ilo_core.frontends.page import OutputFolders, SessionRuns, method_labels
 
 FACE = str(FACES / "astronaut_face.png")
 UPDATE = {"__type__": "update"}  # what an output that did not change returns
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +68,6 @@ def write_png_of_zeros(path: Path, width: int, height: int) -> None:
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
                      + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 # --- bad input: one sentence, nothing lost ------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from ilo_core.checkpoints.download import KNOWN, Checkpoint, DownloadError, download
 
 PAYLOAD = pickle.dumps(os.urandom(3 * 1024 * 1024 + 123), protocol=4)  # a whole pickle, as a checkpoint is
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Server:

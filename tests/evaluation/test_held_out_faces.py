@@ -13,7 +13,7 @@ from PIL import Image
 
 from ilo_core.evaluation.studies.held_out_faces import Source, face_squares, fetch, write_faces
 
-FACES = Path(__file__).resolve().parent.parent / "assets" / "faces"
+FACES = Path(__file__).resolve().parents[2] / "assets" / "faces"
 needs_dlib = pytest.mark.skipif(importlib.util.find_spec("dlib") is None,
                                 reason="dlib-bin (requirements.txt) finds the faces")
 

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACES, ROOT
-
-
-def write_mask(path, size: tuple[int, int], rows: slice, cols: slice):
-    """A mask PNG of `size` (height, width), white (missing) over rows x cols; returns its path."""
-    mask = np.zeros(size, dtype=np.uint8)
-    mask[rows, cols] = 255
-    Image.fromarray(mask).save(path)
-    return path
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ilo_core", "solve", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+from conftest import FACES, run_cli, write_mask
 
 
 def test_cli_inpaints_with_a_mask_and_writes_png_gif_report_and_state(tmp_path):

@@ -9,6 +9,7 @@ import os
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -46,7 +47,7 @@ def digests(seed: int = 3) -> dict[str, str]:
 def test_every_task_gives_bit_identical_results_twice_in_a_process_and_in_another_process():
     first, second = digests(), digests()
     code = "import json; from test_reproducibility import digests; print(json.dumps(digests()))"
-    path = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
+    path = os.pathsep.join([str(Path(__file__).resolve().parent), str(ROOT / "tests"), str(ROOT)])
     other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
                            env={**os.environ, "PYTHONPATH": path})
     assert other.returncode == 0, other.stderr

@@ -144,7 +144,7 @@ def test_the_cli_reports_the_choice(tmp_path):
     import json
 
     from conftest import FACES
-    from test_cli import run_cli, write_mask
+    from conftest import run_cli, write_mask
 
     mask = write_mask(tmp_path / "mask.png", (128, 128), slice(40, 60), slice(20, 108))
     out = run_cli("--image", str(FACES / "astronaut_face.png"), "--task", "inpaint", "--mask", str(mask),

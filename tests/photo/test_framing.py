@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import FACES
-from test_cli import run_cli, write_mask
+from conftest import run_cli, write_mask
 from ilo_core.engine.methods import solve
 from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
 from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
@@ -143,7 +143,7 @@ def test_the_cli_solves_a_cut_faces_hole_in_the_generators_frame_and_answers_in_
 
 
 def test_on_the_page_what_was_under_the_paint_does_not_change_the_problem(tmp_path, dcgan):
-    from test_app import mask_layer
+    from conftest import mask_layer
     from ilo_core.frontends.page import pose_problem, read_editor
 
     photo = np.asarray(open_image(FACES / "grace_hopper_face.png")).copy()

@@ -16,7 +16,6 @@ from ilo_core.engine.reconstruction import MAX_ROWS, Reconstruction
 from ilo_core.frontends.page import InputError, load_saved
 from ilo_core.generators.dcgan import ASSET, DCGANGenerator
 from ilo_core.physics.problems import simulate
-from test_app import served_app  # noqa: F401 (the launched page, a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +106,7 @@ def test_a_result_file_that_does_not_fit_the_generator_is_refused_before_renderi
 def test_a_2000_row_result_through_the_page_is_refused_without_rendering(served_app, saved, tmp_path):
     from gradio_client import Client, handle_file
 
-    from test_page_reliability import rss_mb
+    from conftest import rss_mb
 
     path, result = saved
     tensors = {"variables.latent": result.variables["latent"].repeat(2000, 1)}

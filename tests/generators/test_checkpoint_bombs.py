@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from ilo_core.checkpoints.loading import CheckpointError, load_stylegan2
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import resource, sys
 from ilo_core.checkpoints.loading import load_stylegan2
