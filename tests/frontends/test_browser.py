@@ -98,7 +98,13 @@ def test_upload_paint_run_and_see_the_result_and_gif_download(dcgan, tmp_path):
             listing = page.locator("#downloads").inner_text()
             hrefs = [a.get_attribute("href") or "" for a in page.locator("#downloads a").all()]
             assert any(".gif" in t for t in hrefs + [listing]), (listing, hrefs)
-            page.get_by_text("PSNR").first.wait_for(timeout=30_000)  # the table, rendered with the downloads
+            try:  # the table, rendered with the downloads: visible text anywhere on the page
+                page.wait_for_function("() => document.body.innerText.includes('PSNR')", timeout=60_000)
+            except PlaywrightTimeout:
+                matches = page.get_by_text("PSNR")
+                raise AssertionError(f"no results table in sight: {matches.count()} element(s) hold 'PSNR', "
+                                     f"visible: {[m.is_visible() for m in matches.all()]}; the page says "
+                                     f"{page.inner_text('body')[-1500:]!r}") from None
             full_seconds = time.monotonic() - started
             page.wait_for_selector("#before-after img", timeout=30_000)  # the repaired photo, before / after
             page.screenshot(path=str(ARTIFACTS / "browser_run.png"), full_page=True)
