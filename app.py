@@ -334,14 +334,14 @@ class Studio:
                       self.method, self.alignment, self.face, *self.step_sliders, *radius_sliders, self.mse_w,
                       self.lpips_w, self.geo_w, self.lr, self.seed, self.l1, self.detail, self.show_spread,
                       self.mask_file, self.last_run]
-        self.run_outputs = [self.preview, self.status, self.curve, self.observation_img, self.result_img,
+        run_outputs = [self.preview, self.status, self.curve, self.observation_img, self.result_img,
                             self.compare_img, self.clean_img, self.files, self.before_after, self.progression,
                             self.spread_img, self.last_run]
         run, retune = self.api(self.on_run), self.api(self.on_retune)
-        self.run_btn.click(run, run_inputs, self.run_outputs, concurrency_limit=self.solve_slots,
+        self.run_btn.click(run, run_inputs, run_outputs, concurrency_limit=self.solve_slots,
                            concurrency_id="solve", api_name="run")
         # live re-tuning: releasing a layer's steps or radius slider re-runs from that layer
-        gr.on([s.release for s in [*self.step_sliders, *radius_sliders]], retune, run_inputs, self.run_outputs,
+        gr.on([s.release for s in [*self.step_sliders, *radius_sliders]], retune, run_inputs, run_outputs,
               concurrency_limit=self.solve_slots, concurrency_id="solve", api_name="retune")
         self.stop_btn.click(self.on_stop, None, self.status, concurrency_limit=None, api_name="stop")
         self.demo.unload(self.on_session_end)

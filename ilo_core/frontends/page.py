@@ -30,7 +30,7 @@ from ilo_core.frontends.export import FrameRecorder
 from ilo_core.generators.base import FaceFrame, SplitGenerator
 from ilo_core.photo.alignment import ALIGNMENTS, align, aligned_crop, outline
 from ilo_core.photo.images import ImageError, open_image, save_image_atomic, tensor_to_uint8
-from ilo_core.photo.intake import InputError, PhotoTask, TakenPhoto, percent, sentence, take_photo
+from ilo_core.photo.intake import InputError, PhotoTask, TakenPhoto, sentence, take_photo
 from ilo_core.physics.operators import TASKS
 from ilo_core.physics.problems import Problem, evaluate, simulate
 
@@ -60,6 +60,13 @@ def whole_number(value: object, name: str, top: int) -> int:
     if not (math.isfinite(number) and number == int(number) and 0 <= number <= top):
         raise InputError(f"{name} must be a whole number from 0 to {top}, got {value!r}.")
     return int(number)
+
+
+def percent(label: str, value: object) -> float:
+    """A percentage control's value (0, 100] -> a fraction; InputError naming it otherwise."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 100):
+        raise InputError(f"The percentage of {label} must be in (0, 100], got {value}.")
+    return value / 100
 
 
 def parse_seed(value: object) -> int:

@@ -14,7 +14,6 @@ frames call it alike. The photo is read as a person sees it (EXIF orientation, 1
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,10 +173,3 @@ def read_layer(layer: str | Path | bytes | np.ndarray | Image.Image, photo_size:
     if alpha.shape != (ph, pw):
         alpha = np.asarray(Image.fromarray(alpha).resize(photo_size, Image.NEAREST))
     return alpha > 0
-
-
-def percent(label: str, value: object) -> float:
-    """A percentage control's value (0, 100] -> a fraction; InputError naming it otherwise."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 100):
-        raise InputError(f"The percentage of {label} must be in (0, 100], got {value}.")
-    return value / 100
