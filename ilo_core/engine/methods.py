@@ -32,8 +32,12 @@ class Solve:
     after a stop or a NaN."""
 
     def __init__(self, generator: SplitGenerator, operator: Operator | object, observation: Tensor,
-                 config: SolverConfig) -> None:
+                 config: SolverConfig, start: dict | None = None) -> None:
+        """`start`: {"state", "variables"} batch-first (B * starts rows) at the config's
+        `start_split`: the solve runs its rounds from there instead of from random variables (a
+        clip's warm-started frame, `ilo_core.engine.warm`); ILO and CSGM only."""
         self.generator = generator
+        self.start = start
         self.operator = as_operator(operator)
         self.config = config.validate(generator.num_layers)
         estimate = self.config.estimate
@@ -52,6 +56,8 @@ class Solve:
             self.solver = self.auto.solver
         else:
             self.solver = ILOSolver(generator, self.operator, rows, self.config)
+        if start is not None and (self.auto is not None or estimate.best_of > 1):
+            raise ValueError("a warm start continues one run of ILO or CSGM: not ilo-auto or best_of")
         self.runs = [self.solver]  # best_of: one solver per run, one after the other
 
     # --- running -----------------------------------------------------------------------
@@ -73,6 +79,9 @@ class Solve:
         """The solve's progress events (run it once; `rerun_from` goes on from a round)."""
         if self.auto is not None:
             yield from self._answers(self.auto.run())
+            return
+        if self.start is not None:
+            yield from self._answers(self.solver.start_at(0, self.start["state"], self.start["variables"]))
             return
         if self.config.estimate.best_of == 1:
             yield from self._answers(self.solver.run())
@@ -109,6 +118,14 @@ class Solve:
 
     def round_start(self, round_index: int) -> dict | None:
         return self.solver.round_start(round_index)
+
+    def final_variables(self, round_index: int | None = None) -> dict | None:
+        """Every start's row at the start of round `round_index` (default: where the last round
+        ended): {"state" at the split before that round, "variables"}, what the next frame of
+        a clip starts from; None after a stop or a NaN."""
+        if not self.solver.finished:
+            return None
+        return self.solver.round_start(self.config.rounds if round_index is None else round_index)
 
     def _answers(self, events: Iterator[Progress]) -> Iterator[Progress]:
         """The solver's events with their images made the current answers."""

@@ -103,23 +103,32 @@ def all_landmarks(photo: np.ndarray) -> list[np.ndarray]:
     Faces are looked for on the photo downscaled to DETECT_SIDE (upsampled once by the
     detector); where none is found in a larger photo, once more at up to FULL_DETECT_SIDE
     without the upsampling, so that a 100 px face in a 4000 x 3000 photo is found."""
-    models = _dlib_models()
-    if models is None:
-        return []
-    detector, predictor = models
     for side, upsample in ((DETECT_SIDE, 1), (FULL_DETECT_SIDE, 0)):
         scale = min(1.0, side / max(photo.shape[:2]))
         if min(photo.shape[:2]) * scale < MIN_FACE_PX:  # a sliver (20000 x 8 px) holds no face to find
             return []
-        small = photo if scale == 1.0 else cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        small = np.ascontiguousarray(small)
-        faces = sorted(detector(small, upsample), key=lambda r: -r.width() * r.height())
+        faces = landmarks_at_scale(photo, scale, upsample)
         if faces:
-            return [np.array([(p.x, p.y) for p in predictor(small, face).parts()], dtype=np.float64) / scale
-                    for face in faces]
+            return faces
         if scale == 1.0 or max(photo.shape[:2]) <= DETECT_SIDE:
             return []
     return []
+
+
+def landmarks_at_scale(photo: np.ndarray, scale: float, upsample: int = 0) -> list[np.ndarray]:
+    """[5, 2] landmarks (in the photo's pixels) of every face dlib finds in the photo resized by
+    `scale` (<= 1) and upsampled `upsample` times by the detector, the largest first; [] if none
+    (or no dlib). A clip's frames are searched this way at the scale their face needs."""
+    models = _dlib_models()
+    if models is None:
+        return []
+    detector, predictor = models
+    small = photo if scale >= 1.0 else cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    scale = 1.0 if scale >= 1.0 else scale
+    small = np.ascontiguousarray(small)
+    faces = sorted(detector(small, upsample), key=lambda r: -r.width() * r.height())
+    return [np.array([(p.x, p.y) for p in predictor(small, face).parts()], dtype=np.float64) / scale
+            for face in faces]
 
 
 def choose_face(faces: list[np.ndarray], frame: FaceFrame, painted: np.ndarray | None = None,

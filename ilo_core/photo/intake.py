@@ -148,6 +148,15 @@ def take_photo(photo: str | Path | bytes | Image.Image | np.ndarray, size: int, 
             alignment = align(original, align_how, frame, painted=painted, face=face)
         except ValueError as err:
             raise InputError(sentence(str(err))) from None
+    return take_aligned(original, alignment, size, painted, reframed)
+
+
+def take_aligned(original: np.ndarray, alignment: Alignment, size: int, painted: np.ndarray | None = None,
+                 reframed: bool = False) -> TakenPhoto:
+    """A photo (H x W x 3 uint8) whose square is already found (a clip's frame, its alignment
+    smoothed over time) -> its `TakenPhoto`. painted: [H, W] bool (None: nothing painted)."""
+    if painted is None:
+        painted = np.zeros(original.shape[:2], dtype=bool)
     return TakenPhoto(aligned_crop(original, alignment, size), aligned_mask(painted, alignment, size),
                       alignment.describe(), original, painted, alignment, reframed)
 
