@@ -33,13 +33,19 @@ from ilo_core.frontends.page import (DISPLAY_SIDE, LOG, METHOD_LABELS, MODES, TA
                                      OutputFolders, PreparedRun, RunRequest, SessionRuns, control_names, crop_preview,
                                      face_index, first_changed_round, load_saved, method_labels, prepare_run,
                                      run_estimate, run_job, sentence, step_seconds)
+from ilo_core.frontends.page_clip import frame_index, key_frame, run_clip
 from ilo_core.frontends.uploads import BlobStore
 from ilo_core.generators import SplitGenerator
 from ilo_core.perceptual.distance import get_lpips
 from ilo_core.photo.alignment import ALIGNMENTS
 from ilo_core.photo.images import ImageError, image_size, save_image_atomic, tensor_to_uint8
+from ilo_core.sequences.clip_repair import CLIP_ALIGNMENTS, ClipRequest
+from ilo_core.sequences.clips import ANIMATION_SUFFIXES, VIDEO_SUFFIXES
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+CLIP_SUFFIXES = (*VIDEO_SUFFIXES, *ANIMATION_SUFFIXES)
+CLIP_NOTE = ("The key frame is solved in full; every other frame starts from its neighbour's answer, so the "
+             "repair does not flicker, at a fraction of the time. Stop keeps the frames done so far.")
 # the results table: headers and numbers never break inside a word, and a narrow screen scrolls it sideways
 PAGE_CSS = (".prose table th, .prose table td { word-break: keep-all; overflow-wrap: normal; white-space: nowrap; }"
             " .prose table { display: block; max-width: 100%; overflow-x: auto; }")
@@ -230,6 +236,15 @@ class Studio:
                     self.mask_file = gr.File(
                         label="Or upload a mask (white = repair; the photo's size or aspect ratio)",
                         file_types=["image"], type="filepath", height=90)
+                    with gr.Accordion("Video: repair a clip", open=False):
+                        self.clip_file = gr.File(
+                            label="Clip (MP4, WebM, MOV, MKV, GIF, animated WebP): its key frame appears in the "
+                                  "canvas above; paint on it", file_types=list(CLIP_SUFFIXES), type="filepath",
+                            height=90, elem_id="clip-file")
+                        self.key_frame = gr.Slider(0, 1, value=0, step=1, label="Key frame (paint on it; solved in "
+                                                   "full, the others start from their neighbour)", visible=False)
+                        self.clip_note = gr.Markdown(CLIP_NOTE)
+                        self.clip_btn = gr.Button("Repair the whole clip", variant="primary", elem_id="clip-run")
                     self.alignment = gr.Radio(ALIGNMENTS, value="landmarks",
                                               label="Face alignment (landmarks: your face framed as the generator's "
                                                     "faces are; falls back to box, then centre)")
@@ -302,6 +317,7 @@ class Studio:
                                                    elem_id="result-image")
                         self.compare_img = gr.Image(label="CSGM-MSE", interactive=False, visible=False)
                         self.clean_img = gr.Image(label="Clean", interactive=False)
+                    self.clip_out = gr.Video(label="Repaired clip", interactive=False, elem_id="clip-out")
                     self.files = gr.File(label="Downloads: photo, result, GIF, state", file_count="multiple",
                                          interactive=False, elem_id="downloads")
                     self.progression = gr.Image(label="Progression, layer by layer (GIF)", type="filepath",
@@ -345,24 +361,36 @@ class Studio:
               concurrency_limit=self.solve_slots, concurrency_id="solve", api_name="retune")
         self.stop_btn.click(self.on_stop, None, self.status, concurrency_limit=None, api_name="stop")
         self.demo.unload(self.on_session_end)
+        self.clip_file.upload(self.on_clip, [self.clip_file], [self.editor, self.key_frame, self.clip_note],
+                              api_name="clip")
+        self.key_frame.release(self.on_key_frame, [self.clip_file, self.key_frame], [self.editor, self.clip_note],
+                               api_name="key_frame")
+        self.clip_btn.click(self.api(self.on_run_clip, extra=("clip", "key_frame")),
+                            [*run_inputs, self.clip_file, self.key_frame],
+                            [self.status, self.preview, self.clip_out, self.files, self.progression],
+                            concurrency_limit=self.solve_slots, concurrency_id="solve", api_name="run_clip")
         self.saved_file.upload(self.on_saved, self.saved_file, [self.result_img, self.status], api_name="load_result")
         for control in (self.task, self.method, *self.step_sliders):
             control.change(self.estimate_text, [self.task, self.method, *self.step_sliders], self.estimate,
                            api_name=False, queue=False)
 
-    def api(self, handler):
-        """`handler(request, run_request)` as the page's event function: one parameter per control,
-        named as `control_names` (the typed API of /run and /retune), packed into a `RunRequest`."""
+    def api(self, handler, extra: tuple[str, ...] = ()):
+        """`handler(request, run_request, *extra_values)` as the page's event function: one parameter
+        per control, named as `control_names` (the typed API of /run and /retune) and then `extra`,
+        the controls packed into a `RunRequest`."""
         rounds, groups = self.rounds, list(self.groups)
+        count = len(control_names(rounds, groups))
 
         def event(request: gr.Request, *values):
-            yield from handler(request, RunRequest.from_controls(list(values), rounds, groups))
+            yield from handler(request, RunRequest.from_controls(list(values[:count]), rounds, groups),
+                               *values[count:])
 
         event.__signature__ = inspect.Signature(
             [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
             + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                  **({"default": None} if n in ("mask_file", "last_run") else {}))
-               for n in control_names(rounds, groups)])
+               for n in control_names(rounds, groups)]
+            + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in extra])
         event.__name__ = handler.__name__
         return event
 
@@ -453,6 +481,67 @@ class Studio:
         self.folders.forget(request.session_hash)
         self.editor.blobs.forget(request.session_hash)
         self.copies.forget(request.session_hash)
+
+    # --- a clip -----------------------------------------------------------------------
+    def on_clip(self, path, request: gr.Request):
+        """A clip uploaded: its limits checked by its metadata, its first frame into the canvas."""
+        return self.show_key_frame(path, 0, request, new_clip=True)
+
+    def on_key_frame(self, path, index, request: gr.Request):
+        editor, _, note = self.show_key_frame(path, index, request, new_clip=False)
+        return editor, note
+
+    def show_key_frame(self, path, index, request: gr.Request, new_clip: bool):
+        if not path:
+            return gr.skip(), gr.update(visible=False), CLIP_NOTE
+        try:
+            info, png = key_frame(path, frame_index(index), self.folders.new(request.session_hash))
+        except InputError as err:
+            user_error(str(err))
+            return gr.skip(), gr.update(visible=False) if new_clip else gr.skip(), f"**Not used:** {err}"
+        slider = gr.update(maximum=max(info.frames - 1, 1), value=0, visible=True) if new_clip else gr.skip()
+        return ({"background": str(png), "layers": [], "composite": str(png)}, slider,
+                f"Clip: {info.describe()}. Paint the region to repair on frame {frame_index(index)}, then "
+                f"**Repair the whole clip**. {CLIP_NOTE}")
+
+    def on_run_clip(self, request: gr.Request, run: RunRequest, clip, key_index):
+        """The whole clip: the key frame solved with the page's settings, the others warm-started."""
+        session = request.session_hash
+        flag = self.runs.start(session, queued_at(self.demo, request))
+        if flag is None:
+            yield {self.status: "Stopped before it started."}
+            return
+        yield {self.status: "Reading the clip and finding the face…"}
+        try:
+            if not clip:
+                raise InputError("Upload a clip first (Video: repair a clip).")
+            folder = self.folders.new(session)
+            info, _ = key_frame(clip, frame_index(key_index), folder)
+            prepared = prepare_run(self.generator, run)
+            if prepared.method == "compare":
+                raise InputError("A clip is repaired with one method: pick ILO or a CSGM baseline, not compare.")
+            config = next(iter(prepared.configs.values()))
+            task = prepared.photo
+            if (task.original.shape[1], task.original.shape[0]) != (info.width, info.height):
+                raise InputError("The canvas holds a photo, not the clip's key frame: pick the key frame again.")
+            align = run.alignment if run.alignment in CLIP_ALIGNMENTS else "landmarks"
+            request_clip = ClipRequest(prepared.settings, config.method, frame_index(key_index), align,
+                                       face_index(run.face), config=config, seed=config.seed)
+            for update in run_clip(self.generator, info, request_clip, task.painted if prepared.task == "inpaint"
+                                   else None, flag, folder):
+                out = {self.status: update.status}
+                if update.preview is not None:
+                    out[self.preview] = shown(update.preview)
+                if update.clip is not None:
+                    out[self.clip_out] = str(update.clip)
+                    out[self.files] = [str(update.clip)] + ([str(update.gif)] if update.gif else [])
+                    out[self.progression] = str(update.gif) if update.gif else None
+                yield out
+        except InputError as err:
+            user_error(str(err))
+            yield {self.status: f"**Could not run:** {err}"}
+        finally:
+            self.runs.finish(session, flag)
 
     # --- a run ------------------------------------------------------------------------
     def on_run(self, request: gr.Request, run: RunRequest):
@@ -592,7 +681,7 @@ def main(argv: list[str] | None = None) -> None:
     # a SIGTERM ends the process as Ctrl-C does, so that the examples' temp folder is removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     build_demo(generator, args.solve_slots).launch(server_name=args.server_name, server_port=args.port,
-                                                   share=args.share, max_file_size="25mb", css=PAGE_CSS)
+                                                   share=args.share, max_file_size="200mb", css=PAGE_CSS)
 
 
 if __name__ == "__main__":

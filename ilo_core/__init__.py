@@ -10,6 +10,10 @@ and reconstructing face images with a pretrained generator. The public API:
     job = solve(generator, problem.operator, problem.observation, default_config(generator, "inpaint"))
     repaired = photo.paste(to_uint8(job.images()), "inpaint")   # H x W x 3 uint8, the photo's size
 
+A folder or a clip is one job: `FolderRepair`, and `ClipRepair(generator, probe_clip(path),
+ClipRequest(PhotoTask("inpaint")), painted, work_dir)` whose frames are warm-started
+(`WarmStart`); docs/sequences.md.
+
 docs/architecture.md shows the wings and where each concept lives. Images are [B, 3, R, R]
 tensors in [-1, 1]; uint8 arrays are H x W x 3.
 """
@@ -23,14 +27,18 @@ from ilo_core.engine.methods import Solve, solve
 from ilo_core.engine.presets import default_config
 from ilo_core.engine.reconstruction import Reconstruction
 from ilo_core.engine.solver import ILOSolver, Progress
+from ilo_core.engine.warm import WarmStart
 from ilo_core.generators import FaceFrame, SplitGenerator, Tuning
 from ilo_core.photo.images import load_image, save_image_atomic
 from ilo_core.photo.images import tensor_to_uint8 as to_uint8
 from ilo_core.photo.intake import InputError, PhotoTask, TakenPhoto, take_photo
 from ilo_core.physics.operators import TASKS
 from ilo_core.physics.problems import Problem, evaluate, from_observation, simulate
+from ilo_core.sequences.clip_repair import ClipRepair, ClipRequest
+from ilo_core.sequences.clips import probe_clip
+from ilo_core.sequences.folder_repair import FolderRepair, FolderSettings
 
-__all__ = ["Estimate", "FaceFrame", "ILOSolver", "InputError", "PhotoTask", "Problem", "Progress", "Reconstruction",
+__all__ = ["ClipRepair", "ClipRequest", "FolderRepair", "FolderSettings", "WarmStart", "probe_clip", "Estimate", "FaceFrame", "ILOSolver", "InputError", "PhotoTask", "Problem", "Progress", "Reconstruction",
            "Solve", "SolverConfig", "SplitGenerator", "TASKS", "TakenPhoto", "Tuning", "default_config", "evaluate",
            "from_observation", "load_generator", "load_image", "save_image_atomic", "simulate", "solve", "take_photo",
            "to_uint8"]

@@ -118,3 +118,39 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def write_video(path, frames: list[np.ndarray], fps: float = 25.0, audio_seconds: float = 0.0) -> Path:
+    """An H.264 MP4 of `frames` (H x W x 3 uint8, even sizes) written by PyAV directly (not by
+    the code under test), with a mono AAC sine of `audio_seconds` when > 0."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=int(fps))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=16000) if audio_seconds else None
+        if audio is not None:
+            audio.layout = "mono"
+        for frame in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if audio is not None:
+            wave = (0.3 * np.sin(np.arange(int(16000 * audio_seconds)) / 5)).astype(np.float32)[None]
+            chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            chunk.sample_rate = 16000
+            for packet in [*audio.encode(chunk), *audio.encode()]:
+                container.mux(packet)
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def moving_grace(dcgan):
+    """An 8-frame `MovingFace` of an example face, framed for the embedded DCGAN: a quarter of the
+    study's loop (`moving_faces`), 2-4 px a frame, as a head moves at 25 fps."""
+    from ilo_core.evaluation.moving_faces import moving_face
+
+    return moving_face(np.asarray(Image.open(FACES / "grace_hopper_face.png").convert("RGB")), dcgan.face_frame,
+                       frames=8, loop=0.25, dim=0.05)

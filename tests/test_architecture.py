@@ -20,8 +20,9 @@ FLOORS = {
     "ilo_core.checkpoints": 4, "ilo_core.perceptual.distance": 4,    # the factories that build them fast
     "ilo_core.physics.problems": 5,
     "ilo_core.engine": 6, "ilo_core.photo": 6,                       # Algorithm 1 and its answer; the photo
-    "ilo_core.evaluation": 7, "ilo_core.frontends": 7,               # what people and studies run
-    "ilo_core.__main__": 8, "ilo_core": 8,                           # the public API
+    "ilo_core.sequences": 7,                                         # folders and clips: many photos, one job
+    "ilo_core.evaluation": 8, "ilo_core.frontends": 8,               # what people and studies run
+    "ilo_core.__main__": 9, "ilo_core": 9,                           # the public API
 }
 
 

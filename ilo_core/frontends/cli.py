@@ -28,6 +28,7 @@ from ilo_core.engine.config import SOLVER_METHODS
 from ilo_core.engine.methods import Solve
 from ilo_core.engine.presets import default_config
 from ilo_core.engine.spread import SPREAD_STARTS, restart_spread, spread_heatmap, spread_summary
+from ilo_core.frontends import sequence_cli
 from ilo_core.frontends.export import FrameRecorder
 from ilo_core.photo.alignment import ALIGNMENTS, from_aligned
 from ilo_core.photo.framing import answer_in_image
@@ -56,6 +57,17 @@ def _fraction(text: str) -> float:
         value = math.nan
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] (0.1 means 10 %), got {text}")
+    return value
+
+
+def _whole(text: str) -> int:
+    """A positive whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
     return value
 
 
@@ -99,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m ilo_core", description="ILO Studio engine")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("solve", help="reconstruct an image with ILO or a CSGM baseline")
-    s.add_argument("--image", type=Path, help="the clean image (the observation is synthesized from it)")
+    s.add_argument("--image", type=Path, help="the clean image (the observation is synthesized from it); a folder "
+                                              "of photos, each repaired into the folder --out; or a clip (video, "
+                                              "animated GIF / WebP, a folder of frames with --video)")
     s.add_argument("--observation", type=Path, help="an already degraded image instead of --image")
     s.add_argument("--task", required=True, choices=TASKS)
     s.add_argument("--mask", type=Path, help="inpainting mask, white = missing pixels")
@@ -137,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(PNG): where it is guessing (a solve of one start also solves from "
                                                f"{SPREAD_STARTS} random starts as one batch)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    sequence_cli.add_arguments(s, _fraction, _whole)
     c = sub.add_parser("convert", help="any StyleGAN-2 checkpoint -> one .safetensors that loads faster")
     c.add_argument("source", type=Path, help="rosinality .pt, NVlabs .pkl or a converted .safetensors")
     c.add_argument("target", type=Path, help="OUT.safetensors")
@@ -297,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_convert(args)
         if args.command == "download":
             return run_download(args)
+        if sequence_cli.wants_sequence(args):
+            sequence_cli.run_sequence(args)
+            return 0
         report = run_solve(args)
     except (ValueError, ImageError, RuntimeError, OSError) as err:
         text = str(err).strip()

@@ -158,6 +158,7 @@ class PreparedRun:
     configs: dict[str, SolverConfig]
     task: str
     method: str  # a method name, or "compare"
+    settings: PhotoTask | None = None  # the task's settings, as a clip's frames are posed with them
 
 
 def method_label(choice: str) -> str:
@@ -188,9 +189,9 @@ def prepare_run(generator: SplitGenerator, request: RunRequest, original=lambda 
         editor_value = {**editor_value, "background": original(editor_value.get("background"))}
     photo = read_editor(editor_value, generator.resolution, request.alignment, request.mask_file,
                         generator.face_frame, face_index(request.face))
-    problem = pose_problem(photo, task, request.degraded, observed_pct=request.observed_pct,
-                           factor=request.sr_factor or 0, sigma=request.noise_sigma,
-                           measurements_pct=request.measurements_pct, seed=seed, device=generator.device)
+    settings = photo_task(task, request.degraded, observed_pct=request.observed_pct, factor=request.sr_factor or 0,
+                          sigma=request.noise_sigma, measurements_pct=request.measurements_pct, seed=seed)
+    problem = photo.pose(settings, generator.device)
     common = dict(steps=request.steps, radii=request.radii, observed_pct=request.observed_pct,
                   mse_weight=request.mse_weight, lpips_weight=request.lpips_weight,
                   geodesic_weight=request.geodesic_weight, lr=request.learning_rate, seed=seed,
@@ -200,7 +201,7 @@ def prepare_run(generator: SplitGenerator, request: RunRequest, original=lambda 
                    "CSGM-MSE": build_config(generator, task, "csgm-mse", **common)}
     else:
         configs = {method_label(request.method): build_config(generator, task, method, **common)}
-    return PreparedRun(photo, problem, configs, task, method)
+    return PreparedRun(photo, problem, configs, task, method, settings)
 
 
 DISPLAY_SIDE = 1600  # a photo larger than this (either side) is painted on a copy of this size
@@ -274,9 +275,16 @@ def crop_preview(path: str | Path | bytes | None, size: int, align_how: str = "b
 def pose_problem(inputs: TakenPhoto, task: str, degraded: bool, *, observed_pct: float, factor: int,
                  sigma: float, measurements_pct: float, seed: int, device: torch.device) -> Problem:
     """The inverse problem from the page's choices (percentages in (0, 100]): `TakenPhoto.pose`."""
+    return inputs.pose(photo_task(task, degraded, observed_pct=observed_pct, factor=factor, sigma=sigma,
+                                  measurements_pct=measurements_pct, seed=seed), device)
+
+
+def photo_task(task: str, degraded: bool, *, observed_pct: float, factor: int, sigma: float,
+               measurements_pct: float, seed: int) -> PhotoTask:
+    """The task's settings from the page's choices (percentages in (0, 100]), checked."""
     observed, measurements = percent("observed pixels", observed_pct), percent("measurements", measurements_pct)
-    return inputs.pose(PhotoTask(task, degraded, observed=observed, factor=int(number("The SR factor", factor)),
-                                 sigma=number("The noise sigma", sigma), measurements=measurements, seed=seed), device)
+    return PhotoTask(task, degraded, observed=observed, factor=int(number("The SR factor", factor)),
+                     sigma=number("The noise sigma", sigma), measurements=measurements, seed=seed)
 
 
 def number(label: str, value: object) -> float:

@@ -22,6 +22,8 @@ STUDIES = {
     "face_frame": "where a generator draws its faces (SplitGenerator.face_frame)",
     "sna_ablation": "denoising with and without stochastic noise addition",
     "held_out_faces": "the held-out faces nobody tuned on: fetch, cut and check them",
+    "video_flicker": "clips: warm-started frames against frames solved on their own (WarmStart)",
+    "sequence_costs": "folders and clips: seconds per frame, photos per minute, peak memory",
 }
 
 
