@@ -22,7 +22,7 @@ from ilo_core.frontends.export import FrameRecorder
 from ilo_core.photo.images import read_mask
 from ilo_core.photo.intake import PhotoTask
 from ilo_core.sequences.clip_repair import ClipRepair, ClipRequest
-from ilo_core.sequences.clips import is_clip, output_kind, probe_clip
+from ilo_core.sequences.clips import ClipWriter, is_clip, probe_clip
 from ilo_core.sequences.folder_repair import FolderRepair, FolderSettings, list_photos, match_masks
 
 
@@ -112,7 +112,7 @@ def run_folder(args: argparse.Namespace) -> dict:
 
 def run_clip(args: argparse.Namespace) -> dict:
     _check_out(args, folder=False)
-    output_kind(args.out)  # a video file name or a folder, said before any work
+    ClipWriter(args.out, 25.0, (2, 2))  # a video file name, or a folder that holds no other files: said before any work
     if args.gif is not None and (args.gif.suffix.lower() != ".gif" or not args.gif.resolve().parent.is_dir()):
         raise ValueError(f"--gif {args.gif}: the key frame's progression is written as a .gif into an existing folder")
     info = probe_clip(args.image, args.fps)  # limits checked on the metadata, before decoding

@@ -237,12 +237,17 @@ class ClipWriter:
     packet as the frames go, up to the last frame's time) or as numbered PNG frames in a folder.
     Use as a context manager: the output appears whole when the block ends without an error and
     not at all otherwise (a video through `atomic_write`; frames in a hidden folder renamed into
-    place). An odd width or height is padded by one replicated pixel row / column in a video
+    place, over an earlier clip's frames but never over other files). An odd width or height is padded by one replicated pixel row / column in a video
     (yuv420p needs even sizes)."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: ClipInfo | None = None) -> None:
         self.path = Path(path)
         self.kind = output_kind(self.path)
+        if self.kind == "frames" and self.path.is_dir():  # replaced whole: only an earlier clip's frames may go
+            others = [p.name for p in self.path.iterdir() if not re.fullmatch(r"frame_\d{6}\.png", p.name)]
+            if others:
+                raise ValueError(f"{self.path} holds other files ({others[0]}, ...): the frames go into a new or "
+                                 f"empty folder, or one of an earlier clip's frames")
         self.fps = fps
         self.size = size
         self.audio_from = audio_from if audio_from is not None and audio_from.has_audio \

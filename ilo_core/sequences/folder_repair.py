@@ -10,7 +10,8 @@ photo's repaired image (at its own size) and its record written as it is done.
 A photo that cannot be used (unreadable, no face where the task needs one, a mask of the wrong
 size) is one failed record with its one-sentence reason; the rest go on. A photo whose outputs
 exist for the same settings (its record's `settings` key: the settings, the generator's weights
-and this photo's bytes) is skipped; `force` repairs it again. Painted holes differ from photo to
+and this photo's bytes) is skipped; `force` repairs it again. A file in the way that is no
+result of this job (no record beside it) is never overwritten. Painted holes differ from photo to
 photo, so each is its own batch; the other tasks' operators are the same for every photo of a
 size and seed, so those photos share batches.
 """
@@ -129,6 +130,10 @@ class FolderRepair:
                 continue
             if not self.force and self._done_before(photo, key):
                 yield self._record(photo, "skipped", "repaired before with the same settings")
+                continue
+            if self.output(photo).exists() and not self.record_path(photo).exists():
+                yield self._record(photo, "failed", f"{self.output(photo)} exists and is no earlier result of "
+                                                    f"this job: it was not overwritten.")
                 continue
             try:
                 taken, problem = self._pose(photo)

@@ -74,6 +74,11 @@ def test_frames_out_as_pngs_and_bad_clips_in_one_line(clip_files, tmp_path):
     done = run_cli("--image", str(video), "--task", "inpaint", "--mask", str(mask), "--key-frame", "9",
                    "--out", str(tmp_path / "k.mp4"))
     assert done.returncode == 2 and "key frame 9 is not in the clip" in done.stderr
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    done = run_cli("--image", str(video), "--task", "denoise", "--out", str(tmp_path / "mine"))
+    assert done.returncode == 2 and "holds other files (notes.txt" in done.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_warm_started_frames_flicker_less_than_frames_solved_on_their_own(dcgan, moving_grace, tmp_path):

@@ -83,6 +83,11 @@ def test_an_output_is_whole_or_absent(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no partial file or folder left beside it
     with pytest.raises(ValueError, match="written as"):
         ClipWriter(tmp_path / "out.avi", 10.0, (64, 48))
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"a person's photo")
+    with pytest.raises(ValueError, match="holds other files"):
+        ClipWriter(tmp_path / "photos", 10.0, (64, 48))
+    assert (tmp_path / "photos" / "holiday.jpg").exists()
 
 
 def test_bad_clips_are_one_sentence_each(tmp_path):

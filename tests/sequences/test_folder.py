@@ -71,3 +71,9 @@ def test_painted_holes_are_matched_by_name_and_solved_one_by_one(dcgan, tmp_path
     assert np.abs(repaired - original)[:80].max() == 0  # outside the painted band: the photo itself
     unmatched = match_masks(photos, masks)
     assert unmatched[folder / "broken.jpg"] is None
+    (tmp_path / "out" / "grace_hopper_face.json").unlink()  # its PNG is now a file this job did not make
+    again = FolderRepair(dcgan, photos, tmp_path / "out", FolderSettings(PhotoTask("inpaint"), steps=(3, 3, 3, 3)),
+                         match_masks(photos, masks), force=True)
+    records = {r["photo"]: r for r in again.run()}
+    assert records["grace_hopper_face.png"]["status"] == "failed"
+    assert "was not overwritten" in records["grace_hopper_face.png"]["reason"]
