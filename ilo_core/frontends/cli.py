@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -49,26 +48,25 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
+def _checked(text: str, convert, valid, expected: str):
+    """`convert(text)` when it parses and is `valid`, else argparse's error "expected ..., got TEXT"."""
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     """A fraction in (0, 1] (one unit only: 0.1 is 10 %)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] (0.1 means 10 %), got {text}")
-    return value
+    return _checked(text, float, lambda v: 0 < v <= 1, "a fraction in (0, 1] (0.1 means 10 %)")
 
 
 def _whole(text: str) -> int:
     """A positive whole number."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
-    return value
+    return _checked(text, int, lambda v: v >= 1, "a positive whole number")
 
 
 OUTPUT_SUFFIXES = {"gif": (".gif",), "report": (".json",), "save_state": (".safetensors",)}

@@ -201,7 +201,7 @@ class ClipRepair:
                 if event.message:
                     self.log.append(f"frame {t}: {event.message}")
                 if event.step % 5 == 0:
-                    yield ClipProgress("repairing", len(self.solved), self.frames, t, self._seconds_left(warm))
+                    yield ClipProgress("repairing", len(self.solved), self.frames, t, self._seconds_left())
         finally:
             events.close()
         best = job.best[0]
@@ -218,12 +218,12 @@ class ClipRepair:
         answer = tensor_to_uint8(image)
         np.save(self.work / f"answer_{t:06d}.npy", answer)
         self.solved[t] = time.perf_counter() - started
-        yield ClipProgress("repairing", len(self.solved), self.frames, t, self._seconds_left(True), preview=answer)
+        yield ClipProgress("repairing", len(self.solved), self.frames, t, self._seconds_left(), preview=answer)
         if self.warm is None:
             return None
         return job.final_variables(chain_round(job.config, self.request.warm))
 
-    def _seconds_left(self, warm: bool) -> float | None:
+    def _seconds_left(self) -> float | None:
         """Frames left times the seconds of a frame like them (warm frames: measured once one
         has run, else the key frame's scaled by their share of its steps)."""
         left = self.frames - len(self.solved)
@@ -290,7 +290,7 @@ class ClipRepair:
             raise InputError("No frame was repaired: there is no clip to write.")
         first, last = span
         task = self.request.task.task
-        audio = self.clip if (first, last) == (0, self.frames - 1) or first == 0 else None
+        audio = self.clip if first == 0 else None  # the sound lines up only from the input's start
         with ClipWriter(out, self.clip.fps, (self.clip.width, self.clip.height), audio) as writer:
             for t, frame in enumerate(read_frames(self.clip)):
                 if t < first:
