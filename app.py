@@ -557,8 +557,15 @@ class Studio:
         if flag is None:
             yield {self.status: "Stopped before it started."}
             return
-        yield {self.status: "Reading the photo and finding the face…"}  # the first seconds are not silent
+        if not retune:  # the first seconds are not silent
+            yield {self.status: "Reading the photo and finding the face…"}
         try:
+            if retune and run.last_run is None:
+                # a slider released before any finished run (setting up the first Run, or the release that
+                # follows a typed value) re-runs nothing and leaves the status line as it is: it once said
+                # "Reading the photo…" here and, queued behind a Run, replaced that run's results table
+                yield {self.status: gr.update()}
+                return
             try:
                 prepared = prepare_run(self.generator, run, lambda path: self.copies.original(session, path))
             except InputError as err:

@@ -260,3 +260,17 @@ def test_a_saved_result_loads_back_and_re_renders(dcgan, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InputError, match="not a readable result file|cannot be loaded"):
         load_saved(tmp_path / "junk.safetensors", dcgan)
+
+
+def test_a_slider_released_with_nothing_to_re_run_leaves_the_status_line_alone(served_app, tmp_path):
+    """A release before any finished run (or the one that follows a typed value, queued behind a
+    Run) once said "Reading the photo…" and so replaced the run's results table for good."""
+    from gradio_client import Client, handle_file
+
+    client = Client(served_app, verbose=False)
+    editor = {"background": handle_file(FACE), "layers": [handle_file(mask_layer(tmp_path))],
+              "composite": handle_file(FACE)}
+    job = client.submit(**run_args(handle_file, editor, steps=3), api_name="/retune")
+    job.result(timeout=120)
+    statuses = [o[1] for o in job.outputs()]
+    assert not any("Reading the photo" in str(s) for s in statuses), statuses
