@@ -109,7 +109,14 @@ class TakenPhoto:
         """The whole photo with `result` (size x size x 3 uint8) pasted back: for inpainting only
         the painted region (grown by the feather) changes; otherwise the aligned square, with a
         feathered edge. H x W x 3 uint8."""
-        return paste_back(self.original, result, self.alignment, self.painted if task == "inpaint" else None)
+        return paste_answer(self.original, result, self.alignment, self.painted, task)
+
+
+def paste_answer(original: np.ndarray, result: np.ndarray, alignment: Alignment, painted: np.ndarray | None,
+                 task: str) -> np.ndarray:
+    """`TakenPhoto.paste` without taking the photo in (a clip's frame, its square already found):
+    original H x W x 3 uint8, result size x size x 3 uint8, painted [H, W] bool or None."""
+    return paste_back(original, result, alignment, painted if task == "inpaint" else None)
 
 
 def take_photo(photo: str | Path | bytes | Image.Image | np.ndarray, size: int, align_how: str = "box",

@@ -34,7 +34,7 @@ from ilo_core.engine.warm import WarmStart, carry_over, chain_round, warm_config
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.photo.alignment import aligned_mask
 from ilo_core.photo.images import tensor_to_uint8
-from ilo_core.photo.intake import InputError, PhotoTask, take_aligned
+from ilo_core.photo.intake import InputError, PhotoTask, paste_answer, take_aligned
 from ilo_core.physics.operators import Inpainting
 from ilo_core.physics.problems import Problem, build_operator
 from ilo_core.sequences.clips import ClipInfo, ClipWriter, read_frames
@@ -299,7 +299,7 @@ class ClipRepair:
                     break
                 answer = self.answer(t)
                 repaired = frame if answer is None else \
-                    take_aligned(frame, self.track.alignments[t], self.size, self._painted_at(t)).paste(answer, task)
+                    paste_answer(frame, answer, self.track.alignments[t], self._painted_at(t), task)
                 writer.write(repaired)
                 if frame_hook is not None:
                     frame_hook(t, repaired)
