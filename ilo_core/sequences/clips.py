@@ -46,7 +46,7 @@ class ClipInfo:
     """What a clip's metadata says, before any frame is decoded."""
 
     path: Path
-    kind: str           # "video", "animation" or "frames"
+    source: str         # what it is read from: "video", "animation" or "frames"
     width: int
     height: int
     frames: int         # from the metadata (a video's may be an estimate from its duration)
@@ -182,9 +182,9 @@ def _probe_folder(path: Path, fps: float) -> ClipInfo:
 def read_frames(info: ClipInfo) -> Iterator[np.ndarray]:
     """The clip's frames in order, H x W x 3 uint8, one at a time. A frame of another size than
     the first, or a decoding error, is a ClipError naming the frame."""
-    if info.kind == "frames":
+    if info.source == "frames":
         source = (np.asarray(Image.open(p).convert("RGB")) for p in info.frame_files)
-    elif info.kind == "animation":
+    elif info.source == "animation":
         source = _animation_frames(info.path)
     else:
         source = _video_frames(info.path)
@@ -242,8 +242,8 @@ class ClipWriter:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: ClipInfo | None = None) -> None:
         self.path = Path(path)
-        self.kind = output_kind(self.path)
-        if self.kind == "frames" and self.path.is_dir():  # replaced whole: only an earlier clip's frames may go
+        self.form = output_kind(self.path)
+        if self.form == "frames" and self.path.is_dir():  # replaced whole: only an earlier clip's frames may go
             others = [p.name for p in self.path.iterdir() if not re.fullmatch(r"frame_\d{6}\.png", p.name)]
             if others:
                 raise ValueError(f"{self.path} holds other files ({others[0]}, ...): the frames go into a new or "
@@ -251,13 +251,13 @@ class ClipWriter:
         self.fps = fps
         self.size = size
         self.audio_from = audio_from if audio_from is not None and audio_from.has_audio \
-            and audio_from.kind == "video" and self.kind == "video" else None
+            and audio_from.source == "video" and self.form == "video" else None
         self.count = 0
         self.audio_note = "the input has no audio" if audio_from is None or not audio_from.has_audio else \
-            ("frames only: PNG frames carry no audio" if self.kind == "frames" else "")
+            ("frames only: PNG frames carry no audio" if self.form == "frames" else "")
 
     def __enter__(self) -> "ClipWriter":
-        if self.kind == "frames":
+        if self.form == "frames":
             self._folder = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.partial"
             self._folder.mkdir()
             return self
@@ -296,7 +296,7 @@ class ClipWriter:
             self.audio_note = f"the input's audio could not be copied ({type(err).__name__}): the clip is silent"
 
     def write(self, frame: np.ndarray) -> None:
-        if self.kind == "frames":
+        if self.form == "frames":
             Image.fromarray(frame).save(self._folder / f"frame_{self.count:06d}.png", compress_level=4)
         else:
             import av
@@ -305,7 +305,7 @@ class ClipWriter:
             for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 self._container.mux(packet)
         self.count += 1
-        if self.kind == "video":
+        if self.form == "video":
             self._audio_until(self.count / self.fps)
 
     def _audio_until(self, seconds: float) -> None:
@@ -331,7 +331,7 @@ class ClipWriter:
             self._container.mux(packet)
 
     def __exit__(self, kind, value, traceback) -> bool:
-        if self.kind == "frames":
+        if self.form == "frames":
             if kind is None and self.count:
                 if self.path.exists():
                     old = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.old"

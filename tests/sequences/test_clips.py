@@ -26,7 +26,7 @@ def frames(count: int = 10, size=(64, 48)) -> list[np.ndarray]:
 def test_a_video_is_read_by_its_metadata_then_frame_by_frame(tmp_path):
     path = write_video(tmp_path / "clip.mp4", frames(10), fps=20, audio_seconds=0.5)
     info = probe_clip(path)
-    assert (info.kind, info.width, info.height, info.frames, info.fps, info.has_audio) == \
+    assert (info.source, info.width, info.height, info.frames, info.fps, info.has_audio) == \
         ("video", 64, 48, 10, 20.0, True)
     decoded = list(read_frames(info))
     assert len(decoded) == 10 and decoded[0].shape == (48, 64, 3) and decoded[0].dtype == np.uint8
@@ -57,7 +57,7 @@ def test_png_frames_and_a_folder_of_frames_and_an_animated_gif(tmp_path):
     assert np.array_equal(np.asarray(Image.open(files[2])), frames(5)[2])  # lossless
     assert writer.audio_note == "the input has no audio"
     info = probe_clip(tmp_path / "frames", fps=12)
-    assert (info.kind, info.frames, info.fps) == ("frames", 5, 12.0)
+    assert (info.source, info.frames, info.fps) == ("frames", 5, 12.0)
     assert np.array_equal(list(read_frames(info))[4], frames(5)[4])
     assert is_clip(tmp_path / "frames", folder_is_clip=True) and not is_clip(tmp_path / "frames")
     images = [Image.fromarray(f) for f in frames(4)]
@@ -65,11 +65,11 @@ def test_png_frames_and_a_folder_of_frames_and_an_animated_gif(tmp_path):
     images[0].save(tmp_path / "still.gif")
     assert is_clip(tmp_path / "anim.gif") and not is_clip(tmp_path / "still.gif")
     anim = probe_clip(tmp_path / "anim.gif")
-    assert (anim.kind, anim.frames, anim.fps) == ("animation", 4, 20.0)
+    assert (anim.source, anim.frames, anim.fps) == ("animation", 4, 20.0)
     assert len(list(read_frames(anim))) == 4
     images[0].save(tmp_path / "anim.webp", save_all=True, append_images=images[1:], duration=40, lossless=True)
     webp = probe_clip(tmp_path / "anim.webp")
-    assert is_clip(tmp_path / "anim.webp") and (webp.kind, webp.frames, webp.fps) == ("animation", 4, 25.0)
+    assert is_clip(tmp_path / "anim.webp") and (webp.source, webp.frames, webp.fps) == ("animation", 4, 25.0)
     assert np.array_equal(list(read_frames(webp))[3], frames(4)[3])
 
 
