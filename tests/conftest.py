@@ -6,6 +6,7 @@ The golden reference data ships with the repository (`tests/data/reference/`, un
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -154,3 +155,33 @@ def moving_grace(dcgan):
 
     return moving_face(np.asarray(Image.open(FACES / "grace_hopper_face.png").convert("RGB")), dcgan.face_frame,
                        frames=8, loop=0.25, dim=0.05)
+
+
+# --- a local Ray cluster (tests/cluster): a head on 127.0.0.1 only (Ray's single-machine mode) with
+# 2 CPUs, so 2 workers run cells at once; started by the first test that asks for it, stopped after the last
+RAY = Path(sys.executable).parent / "ray"
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def local_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **LOCAL_ENV, "PYTHONPATH": str(ROOT), **extra}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """'127.0.0.1:PORT' of a running 2-CPU Ray head, with token authentication (its token in a
+    file of the test's, named to every process by local_env)."""
+    token = tmp_path_factory.mktemp("ray") / "token"
+    token.write_text(os.urandom(16).hex())
+    LOCAL_ENV.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    port = free_port()
+    started = subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
+                              "--include-dashboard=false", "--disable-usage-stats"],
+                             env=local_env(), capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(RAY), "stop", "--force"], env=local_env(), capture_output=True, timeout=120)

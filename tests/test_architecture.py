@@ -18,7 +18,7 @@ FLOORS = {
     "ilo_core.perceptual.network": 2,
     "ilo_core.accelerate": 3,                                        # the fast forms of the plain models
     "ilo_core.checkpoints": 4, "ilo_core.perceptual.distance": 4,    # the factories that build them fast
-    "ilo_core.physics.problems": 5,
+    "ilo_core.physics.problems": 5, "ilo_core.cluster": 5,          # problems; cells, their records and runners
     "ilo_core.engine": 6, "ilo_core.photo": 6,                       # Algorithm 1 and its answer; the photo
     "ilo_core.sequences": 7,                                         # folders and clips: many photos, one job
     "ilo_core.evaluation": 8, "ilo_core.frontends": 8,               # what people and studies run

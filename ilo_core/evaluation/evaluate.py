@@ -1,6 +1,7 @@
 """Reproduce the paper's comparisons (Figure 2, Table 1) on any generator with one command.
 
-    python -m ilo_core.evaluation.evaluate [--generator default|PATH] [--images DIR] [--quick] --out DIR
+    python -m ilo_core.evaluation.evaluate [--generator default|NAME|PATH] [--images DIR] [--quick] --out DIR
+                                           [--cluster auto|HOST:PORT] [--images-per-cell N] [--force | --resume]
 
 Every image x task x level x method x seed becomes one record of `DIR/results.json`
 (true MSE and PSNR in [0, 1] pixel units, LPIPS alex, measurement MSE, seconds, steps);
@@ -10,307 +11,131 @@ seeds, so every number can be reproduced. All iterative methods get the same tot
 number of steps (ILO: `steps_per_layer` on each of four layers; CSGM: the sum). ILO's
 answer for holes and random pixels is the estimate the generator's tuning declares (on the
 DCGAN the mean of several starts solved as one batch: the records' "starts" and "seconds").
+
+The grid runs as cells (`ilo_core.evaluation.grid_cells`): each finished cell's record is
+written whole to `DIR/records/` as it arrives, so the same command run again (or `--resume
+--out DIR`) runs only the missing cells, and `--cluster` runs them on Ray
+(docs/evaluation/cluster.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
-from torch import Tensor
 
 from ilo_core.accelerate import set_up_process, use_reference
 from ilo_core.atomic import write_json
 from ilo_core.checkpoints import load_generator
-from ilo_core.engine.config import SolverConfig
-from ilo_core.engine.config import SOLVER_METHODS
-from ilo_core.engine.methods import solve
-from ilo_core.engine.presets import (FILL_TASKS, STEPS_PER_ROUND, default_config, default_estimate,
-                                     default_rounds, default_steps)
+from ilo_core.cluster import RecordStore, ShippedGenerator, WorkerContext, in_process, ray_cluster, run_cells
+from ilo_core.cluster.backends import RETRIES, Runner
+from ilo_core.cluster.progress import CellBar
+from ilo_core.cluster.ray_backend import RayClusterError
+from ilo_core.engine.presets import FILL_TASKS, STEPS_PER_ROUND, default_estimate, default_rounds
+from ilo_core.evaluation.grid_cells import GridPlan, evaluate_cell, grid_cells, merged
+from ilo_core.evaluation.grid_definition import (CROPS, DEFAULT_METHODS, EVALUATION_METHODS, HELD_OUT_SEED,
+                                                 EvalImage, Setting, bm3d_available, evaluation_images, grid)
 from ilo_core.generators.base import SplitGenerator
-from ilo_core.perceptual.distance import PerceptualDistance
-from ilo_core.photo.alignment import align, aligned_crop
-from ilo_core.photo.facecrop import face_crop
-from ilo_core.photo.images import ImageError, open_image, pil_to_tensor, save_image_atomic
-from ilo_core.physics.problems import Problem, evaluate_batch, simulate
 
-ROOT = Path(__file__).resolve().parents[2]
-FACES_DIR = ROOT / "assets" / "faces"
-HELD_OUT_SEED = 900_000   # generator samples for evaluation: seeds 900000, 900001, ... (never used elsewhere)
-CLASSICAL_INPAINTING = ("telea", "navier-stokes")  # OpenCV's cv2.inpaint: the baseline a fill must beat
-# the solver's methods (CSGM variants first, as the report's columns), ILO without its balls, ILO with the
-# state's sign free (`relu_range` off: the ablation of that default), the classical baselines
-EVALUATION_METHODS = (*(m for m in SOLVER_METHODS if m.startswith("csgm")), "ilo", "ilo-auto", "ilo-noproj", "ilo-signed", "bm3d",
-           *CLASSICAL_INPAINTING)
-DEFAULT_METHODS = tuple(m for m in EVALUATION_METHODS if m != "ilo-signed")  # what a plain run compares
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-CROPS = ("box", "landmarks")  # how the photos (--images, else the example faces) are cut (evaluation_images' align_how)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One task at one measurement level."""
-
-    task: str                     # operator task name (ilo_core.physics.operators.TASKS)
-    level: str                    # label: "10%", "sigma 25", "x4", "box", ...
-    x: float                      # numeric level for plots (%, sigma, factor; 0 for masks)
-    params: dict = field(default_factory=dict, hash=False)  # build_operator parameters
-
-
-@dataclass
-class EvalImage:
-    """A clean evaluation image [1, 3, R, R] in [-1, 1]."""
-
-    name: str
-    kind: str                     # "face" (real photo), "sample" (held-out generator sample) or "user"
-    image: Tensor
-
-
-def grid(resolution: int, quick: bool = False) -> list[Setting]:
-    """The paper's tasks and levels (section 4.3), or a small subset for `--quick`."""
-    settings: list[Setting] = []
-    for p in ([0.10] if quick else [0.01, 0.05, 0.10, 0.25, 0.50]):
-        settings.append(Setting("random-inpaint", f"{p:.0%}", 100 * p, {"observed": p}))
-    for shape in (["box"] if quick else ["box", "eyes", "strokes", "half"]):
-        settings.append(Setting("inpaint", shape, 0.0, {"mask": inpainting_mask(shape, resolution)}))
-    for sigma in ([25] if quick else [5, 15, 25, 50, 100]):
-        settings.append(Setting("denoise", f"sigma {sigma}", float(sigma), {"sigma": float(sigma)}))
-    factors = [4] if quick else [2, 4, 8] + ([16, 32] if resolution >= 512 else [])
-    for f in factors:
-        if resolution % f == 0:
-            settings.append(Setting("super-resolution", f"x{f}", float(f), {"factor": f}))
-    for m in ([0.10] if quick else [0.01, 0.05, 0.10, 0.25]):
-        settings.append(Setting("compressed-sensing", f"{m:.0%}", 100 * m, {"measurements": m}))
-    return settings
-
-
-def inpainting_mask(shape: str, size: int, seed: int = 7) -> Tensor:
-    """[size, size] bool, True = missing: "box" covers mouth and chin; "eyes" a box over both
-    eyes (11.7 % of the image); "strokes" are three painted brush strokes (fixed seed) like a
-    person paints in the app; "half" the right half of the face."""
-    boxes = {"box": (0.55, 0.85, 0.25, 0.75), "eyes": (0.30, 0.48, 0.18, 0.83), "half": (0.0, 1.0, 0.5, 1.0)}
-    if shape in boxes:
-        top, bottom, left, right = boxes[shape]
-        mask = torch.zeros(size, size, dtype=torch.bool)
-        mask[int(top * size):int(bottom * size), int(left * size):int(right * size)] = True
-        return mask
-    if shape == "strokes":
-        canvas = Image.new("L", (size, size), 0)
-        draw = ImageDraw.Draw(canvas)
-        rng = np.random.default_rng(seed)
-        for _ in range(3):
-            points = [tuple(float(v) for v in rng.uniform(0.15, 0.85, 2) * size) for _ in range(3)]
-            draw.line(points, fill=255, width=max(2, size // 10), joint="curve")
-        return torch.from_numpy(np.array(canvas) > 127)
-    raise ValueError(f"unknown mask shape {shape!r}")
-
-
-def applicable(method: str, task: str) -> bool:
-    """BM3D only denoises; compressed sensing has no image view for LPIPS."""
-    if method == "bm3d":
-        return task == "denoise" and bm3d_available()
-    if method in CLASSICAL_INPAINTING:
-        return task in ("inpaint", "random-inpaint")
-    if task == "compressed-sensing":
-        return method == "csgm-mse" or method.startswith("ilo")  # ILO and its variants (see method_config)
-    return True
-
-
-def bm3d_available() -> bool:
-    try:
-        import bm3d  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def method_config(generator: SplitGenerator, setting: Setting, method: str, steps_per_layer: int,
-                  sna: bool | None = None, seed: int = 0) -> SolverConfig:
-    """The project's default config for a method; "ilo-noproj" is ILO without the l1 balls
-    (and without `relu_range`), "ilo-signed" ILO without `relu_range` (the state's sign free).
-    `seed` seeds the solver's starting point (the evaluation's --seeds vary it with the observation)."""
-    base = "ilo-auto" if method == "ilo-auto" else "ilo" if method.startswith("ilo") else method
-    overrides: dict = {"preview_every": 1_000_000, "seed": seed}
-    if method == "ilo-noproj":  # no projection at all: neither the l1 balls nor the ReLU range
-        overrides["l1_projection"] = False
-    if method in ("ilo-noproj", "ilo-signed"):
-        overrides["relu_range"] = False
-    if sna is not None:
-        overrides["sna"] = sna
-    return default_config(generator, setting.task, base, observed=setting.params.get("observed"),
-                          steps=default_steps(generator, steps_per_layer), **overrides)
-
-
-def bm3d_denoise(observation: Tensor, sigma255: float) -> Tensor:
-    """BM3D (the PyPI `bm3d` package) on each noisy image [B, 3, R, R] in [-1, 1]."""
-    import bm3d
-
-    out = []
-    for y in observation.detach().cpu():
-        y01 = ((y.permute(1, 2, 0).numpy() + 1) / 2).astype(np.float64)
-        z = bm3d.bm3d_rgb(y01, sigma255 / 255.0)
-        out.append(torch.from_numpy(np.clip(z, 0, 1)).permute(2, 0, 1).float() * 2 - 1)
-    return torch.stack(out).to(observation.device)
-
-
-def classical_inpaint(problem: Problem, method: str, radius: int = 3) -> Tensor:
-    """OpenCV's Telea (2004) or Navier-Stokes inpainting of each observation -> [B, 3, R, R] in [-1, 1]."""
-    import cv2
-
-    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    missing = (~problem.operator.keep[0, 0]).cpu().numpy().astype(np.uint8) * 255
-    out = []
-    for y in problem.observation.detach().cpu():
-        image = ((y.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-        filled = cv2.inpaint(np.ascontiguousarray(image), missing, radius, flag)
-        out.append(torch.from_numpy(filled).permute(2, 0, 1).float() / 127.5 - 1)
-    return torch.stack(out).to(problem.observation.device)
-
-
-def evaluation_images(generator: SplitGenerator, images_dir: str | Path | None, samples: int,
-                      faces: int | None = None, align_how: str = "landmarks") -> list[EvalImage]:
-    """The user's images (face-cropped), else the faces in assets/, then held-out generator samples.
-
-    align_how: "landmarks" (the default), the crop the page and CLI give a photo (dlib's
-    landmarks in the generator's `face_frame`; falling back to box, then centre), so the
-    evaluation measures what a person gets; or "box", the face detector's box enlarged 1.5x
-    (the evaluation's earlier crop, as the findings before it were measured)."""
-    if align_how not in CROPS:
-        raise ValueError(f"unknown evaluation crop {align_how!r}; choose {' or '.join(CROPS)}")
-    size = generator.resolution
-    images: list[EvalImage] = []
-    if images_dir is not None:
-        folder = Path(images_dir)
-        if not folder.is_dir():
-            raise ValueError(f"--images: {folder} is not a folder")
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
-            raise ValueError(f"--images: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-        kind = "user"
-    else:
-        paths, kind = sorted(FACES_DIR.glob("*.png")), "face"
-    for path in paths[:faces]:
-        try:
-            photo = open_image(path)
-        except ImageError as err:
-            raise ValueError(f"{path.name}: {err}") from None
-        if align_how == "box":
-            crop, _, _ = face_crop(photo, size)
-        else:
-            crop = aligned_crop(photo, align(photo, "landmarks", generator.face_frame), size)
-        images.append(EvalImage(path.stem, kind, pil_to_tensor(crop).to(generator.device)))
-    with torch.no_grad():
-        for i in range(samples):
-            rng = torch.Generator(device=generator.device).manual_seed(HELD_OUT_SEED + i)
-            image = generator.render(generator.sample_variables(1, rng)).clamp(-1, 1)
-            images.append(EvalImage(f"sample{HELD_OUT_SEED + i}", "sample", image))
-    if not images:
-        raise ValueError("no evaluation images: give --images DIR or --samples N > 0")
-    return images
-
-
-def run_setting(generator: SplitGenerator, setting: Setting, images: list[EvalImage], methods: list[str],
-                steps_per_layer: int, seed: int, lpips: PerceptualDistance, *, experiment: str = "grid",
-                sna: bool | None = None, label_suffix: str = "") -> tuple[list[dict], dict[str, Tensor], Problem]:
-    """Solve one setting for all images at once (a batch); one record per image and method.
-
-    Returns the records, each method's reconstructions [B, 3, R, R] and the problem.
-    """
-    clean = torch.cat([im.image for im in images])
-    problem = simulate(setting.task, clean, seed=seed, **setting.params)
-    records, results = [], {}
-    for method in methods:
-        if not applicable(method, setting.task):
-            continue
-        t0, chosen, starts = time.perf_counter(), [], 1
-        if method == "bm3d":
-            result, steps = bm3d_denoise(problem.observation, setting.params["sigma"]), 0
-        elif method in CLASSICAL_INPAINTING:
-            result, steps = classical_inpaint(problem, method), 0
-        else:
-            config = method_config(generator, setting, method, steps_per_layer, sna, seed)
-            job = solve(generator, problem.operator, problem.observation, config)
-            result, steps, starts, chosen = job.images(), job.work_steps, config.estimate.starts, job.choices
-        seconds = (time.perf_counter() - t0) / len(images)
-        results[method + label_suffix] = result.cpu()
-        chosen = chosen or [None] * len(images)
-        for image, metrics, choice in zip(images, evaluate_batch(result, problem, lpips), chosen):
-            metrics = {**metrics, "starts": starts}
-            if choice is not None:
-                metrics = {**metrics, "auto_radius_scale": choice.radius_scale, "auto_rounds": choice.rounds}
-            records.append({"experiment": experiment, "image": image.name, "image_kind": image.kind,
-                            "task": setting.task, "level": setting.level, "x": setting.x,
-                            "method": method + label_suffix, "seed": seed, "steps": steps,
-                            "seconds": round(seconds, 3), "batch": len(images), **metrics})
-    return records, results, problem
-
-
-def save_sheet_row(out: Path, key: str, clean: Tensor, observation: Tensor, results: dict[str, Tensor]) -> None:
-    """The first image's clean / observation / reconstructions as PNGs under out/images/."""
-    folder = out / "images"
-    folder.mkdir(exist_ok=True)
-    save_image_atomic(clean[:1].cpu(), folder / f"{key}__clean.png")
-    save_image_atomic(observation[:1].cpu(), folder / f"{key}__observation.png")
-    for method, image in results.items():
-        if torch.isfinite(image[:1]).all():
-            save_image_atomic(image[:1].cpu(), folder / f"{key}__{method}.png")
+MERGE_EVERY = 5.0  # seconds between rebuilds of results.json while cells arrive
 
 
 def run(generator: SplitGenerator, out: Path, *, images: list[EvalImage], settings: list[Setting],
-        methods: list[str], steps_per_layer: int, seeds: list[int], sna_ablation: bool, meta: dict,
-        log=print) -> dict:
-    """Run the grid (and the SNA ablation), writing results.json after every setting."""
+        plan: GridPlan, meta: dict, runner: Runner, force: bool = False, retries: int = RETRIES,
+        log=print, on_progress=None) -> dict:
+    """Run the grid's missing cells (every cell with `force`) and rebuild results.json from the
+    records; returns its content, with meta["cells"] (total, done, failed, missing) and
+    meta["ran"] (the cells this call ran)."""
     out.mkdir(parents=True, exist_ok=True)
-    lpips = PerceptualDistance("alex", size=None, device=generator.device)
-    data = {"meta": meta, "records": []}
-    jobs = [(s, seed, "grid", None, "") for s in settings for seed in seeds]
-    if sna_ablation:
-        sna_setting = Setting("denoise", "sigma 30", 30.0, {"sigma": 30.0})
-        for sna in (False, True):
-            jobs += [(sna_setting, seed, "sna-ablation", sna, "+sna" if sna else "") for seed in seeds]
-    t_start = time.perf_counter()
-    for i, (setting, seed, experiment, sna, suffix) in enumerate(jobs):
-        job_methods = ["csgm-mse", "ilo"] if experiment == "sna-ablation" else methods
-        t0 = time.perf_counter()
-        records, results, problem = run_setting(generator, setting, images, job_methods, steps_per_layer, seed,
-                                                lpips, experiment=experiment, sna=sna, label_suffix=suffix)
-        data["records"].extend(records)
-        data["meta"]["seconds_total"] = round(time.perf_counter() - t_start, 1)
-        write_json(data, out / "results.json")
-        if seed == seeds[0] and experiment == "grid":
-            save_sheet_row(out, f"{setting.task}_{setting.level.replace(' ', '')}", problem.clean,
-                           problem.observation_image(), results)
-        summary = ", ".join(f"{m} {np.mean([r['mse'] for r in records if r['method'] == m]):.4f}"
-                            for m in dict.fromkeys(r["method"] for r in records))
-        log(f"[{i + 1}/{len(jobs)}] {experiment} {setting.task} {setting.level} seed {seed}: "
-            f"true MSE {summary} ({time.perf_counter() - t0:.0f} s)")
+    store = RecordStore(out / "records", files_root=out)
+    cells = grid_cells(generator, settings, images, plan)
+    shared = {im.name: im.image.detach().cpu() for im in images}
+    t_start, last_merge, ran = time.perf_counter(), 0.0, 0
+    for event in run_cells(cells, evaluate_cell, store, runner, shared=shared, retries=retries, force=force,
+                           on_progress=on_progress):
+        if event.status == "recorded":
+            continue
+        ran += 1
+        if event.status == "failed":
+            log(f"{event.cell.label}: failed: {event.record['reason']}")
+        else:
+            records = event.record["data"]["records"]
+            mse = np.mean([r["mse"] for r in records]) if records else float("nan")
+            log(f"{event.cell.label}: true MSE {mse:.4f} ({event.record['run']['seconds']:.1f} s)")
+        if time.perf_counter() - last_merge > MERGE_EVERY:
+            last_merge = time.perf_counter()
+            write_json(merged(cells, store, {**meta, "seconds_total": round(last_merge - t_start, 1)}), out / "results.json")
+    data = merged(cells, store, {**meta, "seconds_total": round(time.perf_counter() - t_start, 1), "ran": ran})
+    write_json(data, out / "results.json")
     return data
 
 
+def stored_arguments(out: Path) -> list[str]:
+    """The arguments of the run that wrote `out/results.json` (for --resume)."""
+    try:
+        meta = json.loads((out / "results.json").read_text())["meta"]
+        return [str(a) for a in meta["argv"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"--resume: {out} holds no results.json of an evaluation to resume; "
+                         f"give the grid's arguments instead") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ilo_core.evaluation.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--generator", default="default", help="'default' (DigiFace DCGAN), a downloaded name or a StyleGAN-2 checkpoint")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
+    p.add_argument("--images", default=None, help="a folder of your own clean images (default: assets/faces)")
+    p.add_argument("--align", choices=CROPS, default="landmarks",
+                   help="how the photos are cut: the page's and CLI's landmark crop in the generator's "
+                        "face frame (default), or the face detector's box x1.5 (the earlier default)")
+    p.add_argument("--samples", type=int, default=None, help="held-out generator samples (default 6; quick 1)")
+    p.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
+    p.add_argument("--steps", type=int, default=None, help="steps per layer (default 50; quick 10)")
+    p.add_argument("--tasks", default=None, help="comma-separated subset of the tasks")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(EVALUATION_METHODS))
+    p.add_argument("--no-sna-ablation", action="store_true")
+    p.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
+    p.add_argument("--out", required=True, help="output folder for results.json, report.md, figures and records/")
+    p.add_argument("--cluster", default=None, metavar="auto|HOST:PORT",
+                   help="run the cells on Ray: 'auto' joins this machine's Ray instance or starts one (127.0.0.1 "
+                        "only); HOST:PORT joins that cluster (default: in this process, no Ray)")
+    p.add_argument("--images-per-cell", type=int, default=None,
+                   help="images solved together in one cell (default: all of them, one batch per setting)")
+    p.add_argument("--cpus-per-cell", type=int, default=None,
+                   help="a cell's CPUs, the threads it runs on (default: all of this machine's in process, 1 on Ray); "
+                        "the numbers depend on it, so records made with another count are not reused")
+    p.add_argument("--gpus-per-cell", type=float, default=None,
+                   help="a cell's share of one GPU on a cluster with GPUs (default: from the resolution and batch)")
+    p.add_argument("--retries", type=int, default=RETRIES, help=f"runs of a failing cell after its first (default {RETRIES})")
+    p.add_argument("--force", action="store_true", help="run every cell again, even those recorded in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the grid recorded in --out with its own arguments (a plain re-run does the same)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ilo_core.evaluation.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--generator", default="default", help="'default' (DigiFace DCGAN) or a StyleGAN-2 .pt")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--reference", action="store_true", help="the plain models, without the speed paths (ILO_REFERENCE=1)")
-    parser.add_argument("--images", default=None, help="a folder of your own clean images (default: assets/faces)")
-    parser.add_argument("--align", choices=CROPS, default="landmarks",
-                        help="how the photos are cut: the page's and CLI's landmark crop in the generator's "
-                             "face frame (default), or the face detector's box x1.5 (the earlier default)")
-    parser.add_argument("--samples", type=int, default=None, help="held-out generator samples (default 6; quick 1)")
-    parser.add_argument("--seeds", type=int, default=1, help="observation seeds per setting (0, 1, ...)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per layer (default 50; quick 10)")
-    parser.add_argument("--tasks", default=None, help="comma-separated subset of the tasks")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(EVALUATION_METHODS))
-    parser.add_argument("--no-sna-ablation", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
-    parser.add_argument("--out", required=True, help="output folder for results.json, report.md and figures")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    if args.resume:
+        try:
+            stored = stored_arguments(Path(args.out))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        extra = ["--cluster", args.cluster] if args.cluster else []
+        argv = [a for a in stored if a != "--force"] + extra
+        args = parser().parse_args(argv)
+    return evaluate(args, argv)
+
+
+def evaluate(args: argparse.Namespace, argv: list[str]) -> int:
+    p = parser()
     use_reference(args.reference)
     set_up_process()
     from ilo_core.evaluation.report import write_report
@@ -318,16 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in EVALUATION_METHODS]
     if unknown or not methods:
-        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(EVALUATION_METHODS)}")
+        p.error(f"unknown method(s) {unknown}; choose from {', '.join(EVALUATION_METHODS)}")
     steps = args.steps if args.steps is not None else (10 if args.quick else STEPS_PER_ROUND)
     samples = args.samples if args.samples is not None else (1 if args.quick else 6)
-    if steps < 1 or samples < 0 or args.seeds < 1:
-        parser.error("--steps and --seeds must be >= 1, --samples >= 0")
+    if steps < 1 or samples < 0 or args.seeds < 1 or args.retries < 0:
+        p.error("--steps and --seeds must be >= 1, --samples and --retries >= 0")
+    if args.images_per_cell is not None and args.images_per_cell < 1:
+        p.error("--images-per-cell must be >= 1")
+    if args.cpus_per_cell is not None and args.cpus_per_cell < 1:
+        p.error("--cpus-per-cell must be >= 1")
+    if args.gpus_per_cell is not None and not 0 < args.gpus_per_cell <= 1:
+        p.error("--gpus-per-cell is a share of one GPU: above 0, at most 1")
     try:
         generator = load_generator(args.generator, args.device)
         images = evaluation_images(generator, args.images, samples, faces=1 if args.quick else None,
                                    align_how=args.align)
-    except ValueError as err:
+        if args.cluster:
+            runner = ray_cluster(args.cluster, ShippedGenerator.of(args.generator, generator, args.reference))
+            gpus = runner.ray.cluster_resources().get("GPU", 0) > 0
+            print(f"Ray: {runner.slots()}", file=sys.stderr)
+        else:
+            runner, gpus = in_process(WorkerContext(None, generator.device.type, generator)), generator.device.type == "cuda"
+    except (ValueError, RayClusterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = grid(generator.resolution, args.quick)
@@ -335,11 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {t.strip() for t in args.tasks.split(",")}
         settings = [s for s in settings if s.task in wanted]
         if not settings:
-            parser.error(f"--tasks {args.tasks!r} matches no task")
+            p.error(f"--tasks {args.tasks!r} matches no task")
     if "bm3d" in methods and not bm3d_available():
         print("note: the PyPI package bm3d is not installed; BM3D is left out", file=sys.stderr)
     seeds = list(range(args.seeds))
-    meta = {"command": "python -m ilo_core.evaluation.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+    cpus = args.cpus_per_cell or (1 if args.cluster else torch.get_num_threads())
+    plan = GridPlan(tuple(methods), steps, tuple(seeds), not args.no_sna_ablation, args.images_per_cell, cpus, gpus,
+                    args.gpus_per_cell, args.reference)
+    meta = {"command": "python -m ilo_core.evaluation.evaluate " + " ".join(argv), "argv": argv,
             "generator": args.generator, "generator_kind": generator.kind, "resolution": generator.resolution,
             "device": str(generator.device), "quick": args.quick, "align": args.align, "steps_per_layer": steps,
             "rounds": default_rounds(generator), "total_steps": steps * default_rounds(generator),
@@ -347,15 +187,25 @@ def main(argv: list[str] | None = None) -> int:
             "fill_rounds": default_estimate(generator, "inpaint").rounds_averaged,
             "images": [{"name": im.name, "kind": im.kind} for im in images], "seeds": seeds,
             "held_out_seed": HELD_OUT_SEED, "methods": methods, "bm3d": bm3d_available(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "threads": cpus, "back_end": runner.name,
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     out = Path(args.out)
-    data = run(generator, out, images=images, settings=settings, methods=methods, steps_per_layer=steps,
-               seeds=seeds, sna_ablation=not args.no_sna_ablation, meta=meta,
-               log=lambda s: print(s, file=sys.stderr, flush=True))
+    bar = CellBar()
+    try:
+        data = run(generator, out, images=images, settings=settings, plan=plan, meta=meta, runner=runner,
+                   force=args.force, retries=args.retries, log=bar.write, on_progress=bar.update)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: the cells finished so far are recorded in {out / 'records'}; run the same command "
+              f"again (or --resume --out {out}) to finish the rest", file=sys.stderr)
+        return 130
+    bar.close()
     report = write_report(out, data)
-    print(f"wrote {out / 'results.json'} ({len(data['records'])} records) and {report}")
-    return 0
+    cells = data["meta"]["cells"]
+    print(f"wrote {out / 'results.json'} ({len(data['records'])} records; cells: {cells['total']}, "
+          f"{data['meta']['ran']} run now, {cells['total'] - data['meta']['ran'] - cells['missing']} recorded before, "
+          f"{cells['failed']} failed) and {report}")
+    return 1 if cells["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -244,6 +244,14 @@ def write_report(out: Path, data: dict) -> Path:
              "- Metrics against the clean image: true MSE and PSNR in [0, 1] pixel units, LPIPS (alex). "
              "All images of a setting are solved as one batch; `seconds` in results.json is the batch's wall "
              "time divided by its size.", ""]
+    cells = meta.get("cells")
+    if cells:
+        lines += [f"Cells: {cells['done']} of {cells['total']} done, {cells['failed']} failed, {cells['missing']} not run yet"
+                  f" ({meta.get('back_end', 'in-process')}; the records are in `records/`).", ""]
+    if data.get("failed"):
+        lines += ["## Cells that failed", "", "Each ran again up to the run's --retries; a re-run of the command runs "
+                  "them again.", "", "| cell | reason |", "| --- | --- |",
+                  *(f"| {f['label']} | {f['reason'].replace('|', '/')} |" for f in data["failed"]), ""]
     if plot_figure(grid, out / "figure2.png"):
         lines += ["## True MSE vs measurement level (Figure 2 style)", "",
                   "Means over images and seeds; error bars: standard error of the mean.", "",

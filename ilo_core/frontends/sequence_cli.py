@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from ilo_core.atomic import write_json
 from ilo_core.checkpoints import load_generator
@@ -43,6 +44,9 @@ def add_arguments(s: argparse.ArgumentParser, fraction, whole) -> None:
     s.add_argument("--batch", type=whole, default=8, help="folder: photos solved together at most (default 8)")
     s.add_argument("--force", action="store_true",
                    help="folder: repair again the photos whose outputs exist for the same settings")
+    s.add_argument("--cluster", default=None, metavar="auto|HOST:PORT",
+                   help="folder or clip: run on Ray, a cell per --batch photos or per clip ('auto': this machine's "
+                        "Ray instance, or a new one on 127.0.0.1; HOST:PORT: that cluster)")
 
 
 def wants_sequence(args: argparse.Namespace) -> bool:
@@ -82,6 +86,8 @@ def run_folder(args: argparse.Namespace) -> dict:
     settings = FolderSettings(_task(args), args.method, args.align, tuple(args.steps) if args.steps else None,
                               args.seed, args.batch)
     job = FolderRepair(generator, photos, args.out, settings, match_masks(photos, args.mask), force=args.force)
+    if args.cluster:
+        return _folder_on_cluster(args, generator, job)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -99,6 +105,10 @@ def run_folder(args: argparse.Namespace) -> dict:
     finally:
         if bar is not None:
             bar.close()
+    return _folder_summary(args, job, started)
+
+
+def _folder_summary(args: argparse.Namespace, job: FolderRepair, started: float) -> dict:
     summary = {**job.summary(), "wall_seconds": round(time.perf_counter() - started, 3)}
     if args.report is not None:
         write_json({"task": args.task, "method": args.method, "generator": args.generator, "summary": summary,
@@ -108,6 +118,86 @@ def run_folder(args: argparse.Namespace) -> dict:
     if summary["failed"] == summary["photos"]:
         raise ValueError("every photo failed: see the lines above")
     return summary
+
+
+def _runner(args: argparse.Namespace, generator):
+    from ilo_core.cluster import ShippedGenerator, ray_cluster
+
+    runner = ray_cluster(args.cluster, ShippedGenerator.of(args.generator, generator))
+    gpus = runner.ray.cluster_resources().get("GPU", 0) > 0
+    print(f"Ray: {runner.slots()}", file=sys.stderr)
+    return runner, gpus
+
+
+def _folder_on_cluster(args: argparse.Namespace, generator, job: FolderRepair) -> dict:
+    """The folder's photos to repair as cells on Ray (`sequence_cells.folder_cells`)."""
+    from ilo_core.cluster import RecordStore, run_cells
+    from ilo_core.cluster.progress import CellBar
+    from ilo_core.frontends.sequence_cells import folder_cells, repair_photos
+
+    started = time.perf_counter()
+    planned = []
+    for item in job.plan():
+        if isinstance(item, dict):
+            if item["status"] == "failed":
+                print(f"{item['photo']}: failed: {item['reason']}", file=sys.stderr)
+        else:
+            planned.append(item)
+    runner, gpus = _runner(args, generator)
+    cells = folder_cells(job, planned, gpus)
+    store = RecordStore(args.out / ".ilo-cells", files_root=args.out)
+    bar = None if args.quiet else CellBar()
+    for event in run_cells(cells, repair_photos, store, runner, force=True,
+                           on_progress=None if bar is None else bar.update):
+        if event.status == "failed":
+            for item in event.cell.spec["photos"]:
+                record = job.failed(Path(item["name"]), f"its cell failed: {event.record['reason']}")
+                print(f"{record['photo']}: failed: {record['reason']}", file=sys.stderr)
+            continue
+        for record in event.record["data"]["records"]:  # "batch": the solve of its cell, named by "cell"
+            record = {**record, "cell": event.cell.key}
+            job.records.append(record)
+            if record["status"] == "failed":
+                print(f"{record['photo']}: failed: {record['reason']}", file=sys.stderr)
+    if bar is not None:
+        bar.close()
+    return _folder_summary(args, job, started)
+
+
+def _clip_on_cluster(args: argparse.Namespace, generator, info, request: ClipRequest, painted) -> dict:
+    """The clip as one cell on Ray (`sequence_cells.clip_cell`): its video and GIF written here."""
+    from ilo_core.atomic import write_bytes
+    from ilo_core.cluster import RecordStore, run_cells
+    from ilo_core.cluster.progress import CellBar
+    from ilo_core.frontends.sequence_cells import clip_cell, repair_clip
+
+    if args.image.is_dir() or args.out.suffix.lower() not in (".mp4", ".mov", ".mkv", ".webm"):
+        raise ValueError("--cluster repairs a clip file (video, GIF or WebP) into a video file (.mp4, .mov, .mkv, "
+                         ".webm); a folder of frames runs in this process")
+    started = time.perf_counter()
+    runner, gpus = _runner(args, generator)
+    cell = clip_cell(args.image, args.fps, request, painted, args.out.suffix, args.gif is not None, generator, gpus)
+    bar = None if args.quiet else CellBar()
+    with tempfile.TemporaryDirectory(prefix="ilo-clip-records-") as records:
+        events = list(run_cells([cell], repair_clip, RecordStore(records), runner, force=True,
+                                on_progress=None if bar is None else bar.update))
+    if bar is not None:
+        bar.close()
+    event = events[0]
+    if event.status == "failed":
+        raise ValueError(f"the clip's cell failed: {event.record['reason']}")
+    write_bytes(event.files["clip"], args.out)
+    if args.gif is not None:
+        write_bytes(event.files["gif"], args.gif)
+    report = {"task": args.task, "method": args.method, "generator": args.generator, "key_frame": args.key_frame,
+              "warm": None if request.warm is None else vars(request.warm), "seconds": time.perf_counter() - started,
+              "stopped": None, "worker": event.record["run"]["worker"], **event.record["data"]}
+    if args.report is not None:
+        write_json(report, args.report)
+    first, last = report["written"]
+    print(f"{args.method} {args.task}: {last - first + 1} frames in {report['seconds']:.1f} s on "
+          f"{report['worker']}, {report['audio']} -> {args.out}")
+    return report
 
 
 def run_clip(args: argparse.Namespace) -> dict:
@@ -130,6 +220,8 @@ def run_clip(args: argparse.Namespace) -> dict:
     request = ClipRequest(_task(args), args.method, args.key_frame, args.align or "landmarks", args.face,
                           tuple(args.steps) if args.steps else None, warm, args.seed)
     print(f"{args.image.name}: {info.describe()}", file=sys.stderr)
+    if args.cluster:
+        return _clip_on_cluster(args, generator, info, request, painted)
     bar = None
     started = time.perf_counter()
     stopped = None

@@ -118,10 +118,9 @@ class FolderRepair:
             return False
         return record.get("settings") == key and record.get("status") == "repaired" and self.output(photo).is_file()
 
-    def run(self) -> Iterator[dict]:
-        """One record per photo, in the folder's order as batches finish: {"photo", "status"
-        ("repaired", "skipped" or "failed"), "reason", "seconds", metrics}."""
-        pending: list[tuple[Path, str, TakenPhoto, Problem]] = []
+    def plan(self) -> Iterator[tuple[Path, str] | dict]:
+        """The photos to repair, each as (photo, its key), and a record for each photo that is
+        not (skipped: done before; failed: unreadable, or a file in the way), in folder order."""
         for photo in self.photos:
             try:
                 key = self._photo_key(photo)
@@ -135,6 +134,17 @@ class FolderRepair:
                 yield self._record(photo, "failed", f"{self.output(photo)} exists and is no earlier result of "
                                                     f"this job: it was not overwritten.")
                 continue
+            yield photo, key
+
+    def run(self) -> Iterator[dict]:
+        """One record per photo, in the folder's order as batches finish: {"photo", "status"
+        ("repaired", "skipped" or "failed"), "reason", "seconds", metrics}."""
+        pending: list[tuple[Path, str, TakenPhoto, Problem]] = []
+        for planned in self.plan():
+            if isinstance(planned, dict):
+                yield planned
+                continue
+            photo, key = planned
             try:
                 taken, problem = self._pose(photo)
             except (InputError, ImageError) as err:
@@ -178,6 +188,10 @@ class FolderRepair:
                                   output=self.output(photo).name, batch=self.batches - 1, **metrics)
             write_json(record, self.record_path(photo))  # written last: the photo counts as done from here
             yield record
+
+    def failed(self, photo: Path, reason: str) -> dict:
+        """Record a photo as failed (for a batch repaired elsewhere that did not come back)."""
+        return self._record(photo, "failed", reason)
 
     def _record(self, photo: Path, status: str, reason: str, seconds: float = 0.0, **extra) -> dict:
         record = {"photo": photo.name, "status": status, "reason": reason, "seconds": round(seconds, 3), **extra}

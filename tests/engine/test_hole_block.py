@@ -11,7 +11,7 @@ from ilo_core.engine.config import SolverConfig
 from ilo_core.engine.methods import solve as solve_mean
 from ilo_core.engine.presets import default_config
 from ilo_core.engine.solver import ILOSolver
-from ilo_core.evaluation.evaluate import inpainting_mask
+from ilo_core.evaluation.grid_definition import inpainting_mask
 from ilo_core.generators import DCGANGenerator
 from ilo_core.perceptual.distance import PerceptualDistance
 from ilo_core.physics.metrics import paste_observed

@@ -14,7 +14,7 @@ from ilo_core.engine.methods import Solve, solve
 from ilo_core.engine.presets import default_config
 from ilo_core.engine.reconstruction import Reconstruction
 from ilo_core.engine.solver import ILOSolver
-from ilo_core.evaluation.evaluate import evaluation_images, inpainting_mask
+from ilo_core.evaluation.grid_definition import evaluation_images, inpainting_mask
 from ilo_core.generators import DCGANGenerator
 from ilo_core.physics.metrics import hole_mse01
 from ilo_core.physics.problems import simulate

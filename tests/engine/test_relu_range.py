@@ -12,7 +12,7 @@ from ilo_core.engine.constraints import project_l1_ball
 from ilo_core.engine.methods import solve as solve_mean
 from ilo_core.engine.presets import default_config
 from ilo_core.engine.solver import ILOSolver
-from ilo_core.evaluation.evaluate import DEFAULT_METHODS, Setting, inpainting_mask, method_config
+from ilo_core.evaluation.grid_definition import DEFAULT_METHODS, Setting, inpainting_mask, method_config
 from ilo_core.physics.metrics import hole_mse01, psnr_from_mse
 from ilo_core.physics.problems import simulate
 

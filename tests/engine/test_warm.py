@@ -11,7 +11,7 @@ import torch
 from ilo_core.engine.methods import Solve
 from ilo_core.engine.presets import default_config
 from ilo_core.engine.warm import WarmStart, carry_over, chain_round, warm_config
-from ilo_core.evaluation.evaluate import inpainting_mask
+from ilo_core.evaluation.grid_definition import inpainting_mask
 from ilo_core.physics.metrics import measurement_mse
 from ilo_core.physics.problems import simulate
 

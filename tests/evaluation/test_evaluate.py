@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import FACES
-from ilo_core.evaluation import evaluate
-from ilo_core.evaluation.evaluate import applicable, grid, inpainting_mask
+from ilo_core.evaluation import evaluate, grid_definition
+from ilo_core.evaluation.grid_definition import applicable, grid, inpainting_mask
 
 RECORD_KEYS = {"experiment", "image", "image_kind", "task", "level", "method", "seed", "steps", "seconds",
                "mse", "psnr", "lpips", "measurement_mse", "batch"}
@@ -55,19 +55,19 @@ def test_quick_evaluation_writes_results_json_report_plots_and_contact_sheet(tmp
 
 
 def test_evaluation_reproduces_a_record_from_its_seed(dcgan, tmp_path):
-    images = evaluate.evaluation_images(dcgan, None, samples=1, faces=0)
+    images = grid_definition.evaluation_images(dcgan, None, samples=1, faces=0)
     setting = [s for s in grid(64, quick=True) if s.task == "compressed-sensing"][0]
     from ilo_core.perceptual.distance import PerceptualDistance
 
     lp = PerceptualDistance("alex", None)
-    runs = [evaluate.run_setting(dcgan, setting, images, ["csgm-mse"], 3, seed=5, lpips=lp)[0] for _ in range(2)]
+    runs = [grid_definition.run_setting(dcgan, setting, images, ["csgm-mse"], 3, seed=5, lpips=lp)[0] for _ in range(2)]
     assert runs[0][0]["mse"] == runs[1][0]["mse"]
-    other = evaluate.run_setting(dcgan, setting, images, ["csgm-mse"], 3, seed=6, lpips=lp)[0]
+    other = grid_definition.run_setting(dcgan, setting, images, ["csgm-mse"], 3, seed=6, lpips=lp)[0]
     assert other[0]["measurement_mse"] != runs[0][0]["measurement_mse"]
 
 
 def test_held_out_samples_differ_from_the_faces_and_from_each_other(dcgan):
-    images = evaluate.evaluation_images(dcgan, None, samples=2)
+    images = grid_definition.evaluation_images(dcgan, None, samples=2)
     assert [im.kind for im in images] == ["face", "face", "sample", "sample"]
     assert all(im.image.shape == (1, 3, 64, 64) and im.image.abs().max() <= 1 for im in images)
     assert not torch.equal(images[2].image, images[3].image)
@@ -79,7 +79,7 @@ def test_the_landmark_crop_frames_the_faces_as_the_generators_samples_are(dcgan)
 
     side = {}
     for how in ("box", "landmarks"):
-        crops = [tensor_to_uint8(im.image) for im in evaluate.evaluation_images(dcgan, FACES, 0, align_how=how)]
+        crops = [tensor_to_uint8(im.image) for im in grid_definition.evaluation_images(dcgan, FACES, 0, align_how=how)]
         frame, found = measure_face_frame(crops)
         assert found == len(crops) == 2
         side[how] = frame.side
@@ -87,7 +87,7 @@ def test_the_landmark_crop_frames_the_faces_as_the_generators_samples_are(dcgan)
           f"the generator's samples {dcgan.face_frame.side}")
     assert abs(side["landmarks"] - dcgan.face_frame.side) < 0.06 < abs(side["box"] - dcgan.face_frame.side)
     with pytest.raises(ValueError, match="box or landmarks"):
-        evaluate.evaluation_images(dcgan, FACES, 0, align_how="ffhq")
+        grid_definition.evaluation_images(dcgan, FACES, 0, align_how="ffhq")
 
 
 def test_masks_cover_part_of_the_face():
@@ -129,7 +129,7 @@ def test_inpainting_records_carry_the_figures_inside_the_hole(faces64):
 def test_classical_inpainting_baselines_fill_the_hole(faces64):
     import torch
 
-    from ilo_core.evaluation.evaluate import applicable, classical_inpaint
+    from ilo_core.evaluation.grid_definition import applicable, classical_inpaint
     from ilo_core.physics.problems import evaluate_batch, simulate
 
     mask = torch.zeros(64, 64, dtype=torch.bool)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ilo_core.evaluation.evaluate import inpainting_mask
+from ilo_core.evaluation.grid_definition import inpainting_mask
 from ilo_core.evaluation.studies.auto_holes import COPY_OBSERVED, hole_copy
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import FACES
 from conftest import run_cli, write_mask
 from ilo_core.engine.methods import solve
-from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
+from ilo_core.evaluation.grid_definition import Setting, inpainting_mask, method_config
 from ilo_core.photo.alignment import Alignment, align, aligned_crop, aligned_mask, small_image_landmarks
 from ilo_core.photo.facecrop import face_crop
 from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting

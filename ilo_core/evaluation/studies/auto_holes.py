@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ilo_core.engine.auto import SCALES, _schedule
 from ilo_core.engine.methods import solve
-from ilo_core.evaluation.evaluate import Setting, inpainting_mask, method_config
+from ilo_core.evaluation.grid_definition import Setting, inpainting_mask, method_config
 from ilo_core.evaluation.studies.hole_bench import add_image_arguments, set_up
 from ilo_core.physics.metrics import hole_mse01, psnr_from_mse
 from ilo_core.physics.operators import Inpainting

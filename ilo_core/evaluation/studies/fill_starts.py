@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from ilo_core.engine.methods import solve
-from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.evaluation.grid_definition import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, set_up
 from ilo_core.physics.problems import simulate
 

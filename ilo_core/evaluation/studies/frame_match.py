@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from ilo_core.engine.methods import solve
-from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.evaluation.grid_definition import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, print_table, set_up
 from ilo_core.photo.framing import answer_in_image, frame_in_image, framed_inpainting
 from ilo_core.photo.images import tensor_to_uint8

@@ -18,7 +18,7 @@ from ilo_core.accelerate import set_up_process
 from ilo_core.checkpoints import load_generator
 from ilo_core.engine.estimate import with_earlier_rounds
 from ilo_core.engine.methods import Solve
-from ilo_core.evaluation.evaluate import CROPS, EvalImage, evaluation_images
+from ilo_core.evaluation.grid_definition import CROPS, EvalImage, evaluation_images
 from ilo_core.generators import SplitGenerator
 from ilo_core.perceptual.distance import PerceptualDistance
 from ilo_core.physics.metrics import hole_mse01, paste_observed, psnr_from_mse

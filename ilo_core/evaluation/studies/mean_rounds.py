@@ -24,7 +24,7 @@ import torch
 from ilo_core.engine.estimate import with_detail
 from ilo_core.engine.estimate import with_earlier_rounds
 from ilo_core.engine.methods import solve
-from ilo_core.evaluation.evaluate import Setting, classical_inpaint, inpainting_mask, method_config
+from ilo_core.evaluation.grid_definition import Setting, classical_inpaint, inpainting_mask, method_config
 from ilo_core.evaluation.studies.hole_bench import MASKS, add_image_arguments, averaged_rows, print_table, set_up
 from ilo_core.physics.metrics import mse01, psnr_from_mse
 from ilo_core.physics.problems import simulate

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 from ilo_core.engine.methods import solve
-from ilo_core.evaluation.evaluate import Setting, classical_inpaint, method_config
+from ilo_core.evaluation.grid_definition import Setting, classical_inpaint, method_config
 from ilo_core.evaluation.studies.hole_bench import add_image_arguments, set_up
 from ilo_core.physics.operators import GaussianNoise
 from ilo_core.physics.problems import evaluate_batch, simulate

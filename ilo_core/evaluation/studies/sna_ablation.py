@@ -12,7 +12,7 @@ import torch
 from ilo_core.checkpoints import load_generator
 from ilo_core.engine.methods import solve
 from ilo_core.engine.presets import default_config
-from ilo_core.evaluation.evaluate import evaluation_images
+from ilo_core.evaluation.grid_definition import evaluation_images
 from ilo_core.physics.problems import evaluate_batch, simulate
 
 
