@@ -1,5 +1,5 @@
-"""The docs a newcomer reads agree with the code: docs/cli.md names every flag of the CLI and
-the page, the README's links lead somewhere, and its Python example runs."""
+"""The docs a newcomer reads agree with the code: docs/cli.md names every flag of the CLI, the
+evaluation and the page, the README's links lead somewhere, and its Python example runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ilo_core.evaluation import evaluate
 from ilo_core.frontends.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,8 @@ def test_docs_cli_names_every_flag_of_the_cli_and_the_page():
 
     text = (ROOT / "docs" / "cli.md").read_text()
     page = flags(app.build_parser())
-    missing = sorted(f for f in flags(build_parser()) | page if f"`{f}" not in text and f"[{f}" not in text)
+    evaluation = flags(evaluate.parser())
+    missing = sorted(f for f in flags(build_parser()) | page | evaluation if f"`{f}" not in text and f"[{f}" not in text)
     assert not missing, f"flags docs/cli.md does not name: {missing}"
 
 

@@ -4,12 +4,12 @@ cell's record whole as it arrives, keyed by a hash of its spec, so that a job st
 runs only its missing cells next time (docs/evaluation/cluster.md).
 
     from ilo_core.cluster import Cell, RecordStore, run_cells
-    store = RecordStore(out / "records")
-    for event in run_cells(cells, function, store, runner=in_process()):   # or ray_cluster("auto")
+    store = RecordStore(out / "records", files_root=out)
+    runner = in_process(WorkerContext(None, "cpu", generator))   # or ray_cluster("auto", shipped)
+    for event in run_cells(cells, function, store, runner):
         ...
 
-`cells` names the cell and its records; `runner` the back end; `backends.ray_cluster` imports
-Ray only when it is asked for.
+`ray_cluster` imports Ray only when it is asked for: the in-process back end needs no Ray.
 """
 
 from ilo_core.cluster.backends import CellEvent, Runner, in_process, ray_cluster, run_cells

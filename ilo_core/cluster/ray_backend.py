@@ -118,7 +118,8 @@ def connect(address: str) -> Any:
         else:
             ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise RayClusterError(f"could not join the Ray cluster at {address}: {one_line(err)}") from None
+        hint = " (if a Ray instance of this machine died, `ray stop` clears it)" if address == "auto" else ""
+        raise RayClusterError(f"could not join the Ray cluster at {address}: {one_line(err)}{hint}") from None
     return ray
 
 

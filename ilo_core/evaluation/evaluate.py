@@ -115,7 +115,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=RETRIES, help=f"runs of a failing cell after its first (default {RETRIES})")
     p.add_argument("--force", action="store_true", help="run every cell again, even those recorded in --out")
     p.add_argument("--resume", action="store_true",
-                   help="finish the grid recorded in --out with its own arguments (a plain re-run does the same)")
+                   help="finish the grid recorded in --out with its own arguments (all but --cluster, which may be "
+                        "given anew; a plain re-run of the command does the same)")
     return p
 
 
@@ -131,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         extra = ["--cluster", args.cluster] if args.cluster else []
         argv = [a for a in stored if a != "--force"] + extra
         args = parser().parse_args(argv)
-    return evaluate(args, argv)
+    return run_command(args, argv)
 
 
-def evaluate(args: argparse.Namespace, argv: list[str]) -> int:
+def run_command(args: argparse.Namespace, argv: list[str]) -> int:
+    """The command with its parsed arguments (`argv` recorded in results.json for --resume)."""
     p = parser()
     use_reference(args.reference)
     set_up_process()

@@ -111,3 +111,28 @@ def test_the_in_process_back_end_needs_no_ray(tmp_path):
 
 def test_resources_describe_themselves():
     assert Resources(1, 0.25).describe() == "1 CPU, 0.25 GPU" and Resources().describe() == "1 CPU"
+
+
+def test_a_killed_driver_in_one_process_loses_only_the_cell_it_was_running(tmp_path):
+    """kill -9 of the evaluation mid-grid, then the same command: the cells recorded stay, the rest run."""
+    import os
+    import re
+    import signal
+    import time
+
+    grid = [sys.executable, "-m", "ilo_core.evaluation.evaluate", "--quick", "--tasks", "super-resolution,denoise",
+            "--methods", "csgm-mse,ilo", "--samples", "1", "--steps", "4", "--no-sna-ablation",
+            "--images-per-cell", "1", "--out", str(tmp_path)]
+    driver = subprocess.Popen(grid, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records, deadline = tmp_path / "records", time.monotonic() + 300
+    while len(list(records.glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=60)
+    kept = len(list(records.glob("*.json")))
+    assert 2 <= kept < 8 and not list(records.glob("*.tmp*"))  # whole records only
+    again = subprocess.run(grid, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    found = re.search(r"cells: 8, (\d+) run now, (\d+) recorded before", again.stdout)
+    assert found and (int(found[1]), int(found[2])) == (8 - kept, kept)
+    assert len(json.loads((tmp_path / "results.json").read_text())["records"]) == 8

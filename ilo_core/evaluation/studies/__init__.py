@@ -24,6 +24,7 @@ STUDIES = {
     "held_out_faces": "the held-out faces nobody tuned on: fetch, cut and check them",
     "video_flicker": "clips: warm-started frames against frames solved on their own (WarmStart)",
     "sequence_costs": "folders and clips: seconds per frame, photos per minute, peak memory",
+    "cluster_costs": "the grid's cells on Ray: overhead per cell, cells per minute with 1 and 2 workers",
 }
 
 
