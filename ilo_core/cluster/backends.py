@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -24,6 +24,9 @@ from ilo_core.cluster.execution import CellFunction, execute, failure, where
 from ilo_core.cluster.progress import JobProgress
 from ilo_core.cluster.records import RecordStore
 from ilo_core.cluster.shipping import ShippedGenerator, WorkerContext
+
+if TYPE_CHECKING:
+    from ilo_core.cluster.ray_backend import RayCluster
 
 RETRIES = 2  # a raising cell runs at most 1 + RETRIES times
 
@@ -87,7 +90,7 @@ def in_process(context: WorkerContext) -> InProcess:
     return InProcess(context)
 
 
-def ray_cluster(address: str, shipped: ShippedGenerator | None) -> Runner:
+def ray_cluster(address: str, shipped: ShippedGenerator | None) -> "RayCluster":
     """Ray Core tasks: `address` "auto" joins the Ray instance running on this machine or starts
     one (loopback only), or "HOST:PORT" joins that cluster."""
     from ilo_core.cluster.ray_backend import RayCluster

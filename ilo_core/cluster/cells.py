@@ -22,9 +22,6 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
 
-    def describe(self) -> str:
-        return f"{self.cpus:g} CPU" + (f", {self.gpus:g} GPU" if self.gpus else "")
-
 
 @dataclass(frozen=True)
 class Cell:

@@ -45,11 +45,6 @@ class JobProgress:
         places = sorted(set(self.busy.values()))
         return f"{len(self.busy)} busy" + (f": {', '.join(places)}" if places else "")
 
-    def describe(self) -> str:
-        left = self.seconds_left()
-        text = f"{self.finished}/{self.total} cells ({self.recorded} recorded before), {self.failed} failed"
-        return text + ("" if left is None else f", about {left:.0f} s left") + f", {self.workers()}"
-
 
 class CellBar:
     """tqdm on stderr: cells done / total, failures, time left, busy workers."""

@@ -41,6 +41,10 @@ class RayCluster:
         self.address, self.shipped = address, shipped
         self.ray = connect(address)
 
+    def gpus(self) -> float:
+        """The cluster's GPUs (0: the cells run on CPUs)."""
+        return float(self.ray.cluster_resources().get("GPU", 0))
+
     def slots(self) -> str:
         resources = self.ray.cluster_resources()
         return f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs on {len(self.ray.nodes())} node(s)"
@@ -48,10 +52,11 @@ class RayCluster:
     def window(self, cells: list[Cell]) -> int:
         """Cells sent at once: twice as many as the cluster can run together (so none waits for
         the driver), at least 4."""
-        resources = self.ray.cluster_resources()
-        fits = [resources.get("CPU", 0) / max(c.resources.cpus, 1e-9) for c in cells[:1]]
-        fits += [resources.get("GPU", 0) / c.resources.gpus for c in cells[:1] if c.resources.gpus]
-        return max(4, 2 * int(min(fits or [1])))
+        resources, need = self.ray.cluster_resources(), cells[0].resources
+        at_once = resources.get("CPU", 0) / need.cpus
+        if need.gpus:
+            at_once = min(at_once, resources.get("GPU", 0) / need.gpus)
+        return max(4, 2 * int(at_once))
 
     def run(self, cells: list[Cell], function: CellFunction, shared: Any, retries: int,
             progress: JobProgress) -> Iterator[tuple[Cell, dict]]:

@@ -30,11 +30,6 @@ class RecordStore:
             return None
         return record if isinstance(record, dict) and record.get("key") == key else None
 
-    def done(self, key: str) -> bool:
-        """Whether the cell finished with a result (a failed cell is run again)."""
-        record = self.load(key)
-        return record is not None and record.get("status") == "done"
-
     def save(self, record: dict[str, Any], files: dict[str, bytes] | None = None) -> None:
         """Write the cell's files in their order, then its record (each whole or not at all)."""
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 A cell's GPU memory grows with the pixels it renders (activations and their gradients), so its
 share of one card is (resolution / 1024)^2 x batch, rounded up to 1/8 and at most 1: a 1024 px
-cell holds a whole GPU, eight 256 px cells (or four 512 px ones) share one. On CPU a cell takes
-one core (its tensors run on the threads that core gives it).
+cell holds a whole GPU, eight 256 px cells (or four 512 px ones) share one. A cell's CPUs are the
+threads its tensors run on: a float32 matrix product's sums are ordered by its threads, so the
+thread count is part of what a cell's numbers depend on (and of its spec).
 """
 
 from __future__ import annotations

@@ -45,17 +45,14 @@ class ShippedGenerator:
             return cls(generator.identity, reference, name=EMBEDDED)
         return cls(generator.identity, reference, data=converted_bytes(spec))
 
-    def describe(self) -> str:
-        return self.name or f"{len(self.data or b'') / 2**20:.1f} MB of weights"
-
 
 def converted_bytes(spec: str | Path) -> bytes:
     """The engine's .safetensors bytes of a named or file checkpoint (converted in a temporary
     folder when the file is in another format)."""
     path = Path(spec)
-    if str(spec) in KNOWN:
-        load_generator(str(spec))  # makes the cache's converted file on its first load
+    if str(spec) in KNOWN:  # the cache's converted file (made by the driver's load), else its download
         path = cached_path(str(spec)).with_suffix(".safetensors")
+        path = path if path.is_file() else cached_path(str(spec))
     if checkpoint_format(path) == "safetensors" and metadata(path).get("format") == FORMAT:
         return path.read_bytes()
     with tempfile.TemporaryDirectory(prefix="ilo-ship-") as folder:

@@ -162,7 +162,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
                                    align_how=args.align)
         if args.cluster:
             runner = ray_cluster(args.cluster, ShippedGenerator.of(args.generator, generator, args.reference))
-            gpus = runner.ray.cluster_resources().get("GPU", 0) > 0
+            gpus = runner.gpus() > 0
             print(f"Ray: {runner.slots()}", file=sys.stderr)
         else:
             runner, gpus = in_process(WorkerContext(None, generator.device.type, generator)), generator.device.type == "cuda"

@@ -124,7 +124,7 @@ def _runner(args: argparse.Namespace, generator):
     from ilo_core.cluster import ShippedGenerator, ray_cluster
 
     runner = ray_cluster(args.cluster, ShippedGenerator.of(args.generator, generator))
-    gpus = runner.ray.cluster_resources().get("GPU", 0) > 0
+    gpus = runner.gpus() > 0
     print(f"Ray: {runner.slots()}", file=sys.stderr)
     return runner, gpus
 
@@ -171,9 +171,6 @@ def _clip_on_cluster(args: argparse.Namespace, generator, info, request: ClipReq
     from ilo_core.cluster.progress import CellBar
     from ilo_core.frontends.sequence_cells import clip_cell, repair_clip
 
-    if args.image.is_dir() or args.out.suffix.lower() not in (".mp4", ".mov", ".mkv", ".webm"):
-        raise ValueError("--cluster repairs a clip file (video, GIF or WebP) into a video file (.mp4, .mov, .mkv, "
-                         ".webm); a folder of frames runs in this process")
     started = time.perf_counter()
     runner, gpus = _runner(args, generator)
     cell = clip_cell(args.image, args.fps, request, painted, args.out.suffix, args.gif is not None, generator, gpus)
@@ -202,6 +199,9 @@ def _clip_on_cluster(args: argparse.Namespace, generator, info, request: ClipReq
 
 def run_clip(args: argparse.Namespace) -> dict:
     _check_out(args, folder=False)
+    if args.cluster and (args.image.is_dir() or args.out.suffix.lower() not in (".mp4", ".mov", ".mkv", ".webm")):
+        raise ValueError("--cluster repairs a clip file (video, GIF or WebP) into a video file (.mp4, .mov, .mkv, "
+                         ".webm); a folder of frames runs in this process")
     ClipWriter(args.out, 25.0, (2, 2))  # a video file name, or a folder that holds no other files: said before any work
     if args.gif is not None and (args.gif.suffix.lower() != ".gif" or not args.gif.resolve().parent.is_dir()):
         raise ValueError(f"--gif {args.gif}: the key frame's progression is written as a .gif into an existing folder")
