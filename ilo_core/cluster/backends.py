@@ -70,8 +70,15 @@ class InProcess:
     def _run(self, cells: list[Cell], function: CellFunction, shared: Any, retries: int,
              progress: JobProgress) -> Iterator[tuple[Cell, dict]]:
         for cell in cells:
-            progress.busy = {cell.label or cell.key: where()}
+            label = cell.label or cell.key
+            progress.busy = {label: where()}
             progress.changed()
+
+            def say(text: str, label: str = label) -> None:
+                progress.busy = {label: f"{where()} ({text})"}
+                progress.changed()
+
+            self.context.say = say
             reason = ""
             loaded = cell.loaded()
             for _ in range(1 + retries):

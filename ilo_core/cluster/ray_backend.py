@@ -165,6 +165,7 @@ def run_on_worker(function: CellFunction, cell: Cell, shared: Any, shipped: Ship
     index = (shipped.identity if shipped else "", device, bool(shipped and shipped.reference))
     if index not in _CONTEXTS:
         _CONTEXTS[index] = WorkerContext(shipped, device)
+    _CONTEXTS[index].say = lambda text: busy.start.remote(cell.key, f"{where()} ({text})")
     try:
         return execute(function, cell, shared, _CONTEXTS[index])
     finally:

@@ -86,13 +86,15 @@ def cell_device(gpus: float) -> str:
 
 class WorkerContext:
     """What a cell function gets besides its spec: the job's generator (built once per process
-    and device, never changed: cells only read it) and `memo` for other things a process builds
-    once (the LPIPS network)."""
+    and device, never changed: cells only read it), `memo` for other things a process builds
+    once (the LPIPS network), and `say` to tell the driver where a long cell is ("frame 12 of
+    48"), shown beside its worker in the progress bar (the runner sets it for each cell)."""
 
     def __init__(self, shipped: ShippedGenerator | None, device: str, generator: SplitGenerator | None = None) -> None:
         self.shipped, self.device = shipped, device
         self._generator = generator
         self._memo: dict[str, Any] = {}
+        self.say: Callable[[str], None] = lambda text: None
 
     def generator(self) -> SplitGenerator:
         if self._generator is None:

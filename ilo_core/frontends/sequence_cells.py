@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,10 @@ def repair_photos(spec: dict[str, Any], payload: dict[str, tuple[bytes, bytes | 
                 masks[photo] = masks_dir / f"{len(masks)}.png"
                 masks[photo].write_bytes(mask_bytes)
         job = FolderRepair(context.generator(), photos, out, settings_of(spec["settings"]), masks, force=True)
-        records = list(job.run())
+        records = []
+        for record in job.run():
+            records.append(record)
+            context.say(f"photo {len(records)} of {len(photos)} done")
         files = {}
         for record in records:
             if record["status"] == "repaired":
@@ -138,8 +142,11 @@ def repair_clip(spec: dict[str, Any], payload: dict[str, Any], shared: Any, cont
         recorder = FrameRecorder() if spec["gif"] else None
         if recorder is not None:
             job.key_progress = recorder.add_progress
-        for _ in job.run():
-            pass
+        said = 0.0
+        for progress in job.run():
+            if time.monotonic() - said > 1.0:  # the driver's bar: "frame 12 of 48, about 30 s left"
+                said = time.monotonic()
+                context.say(progress.describe())
         first, last, audio = job.write(target)
         files = {"clip": target.read_bytes()}
         if recorder is not None:

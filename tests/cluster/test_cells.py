@@ -74,6 +74,20 @@ def test_a_raising_cell_is_tried_a_bounded_number_of_times_then_recorded_failed_
     assert [(e.cell.label, e.status) for e in again] == [("good", "recorded"), ("bad", "failed")]
 
 
+def halfway(spec, payload, shared, context):
+    context.say("frame 2 of 4")
+    return {"data": spec}
+
+
+def test_a_long_cell_says_where_it_is_beside_its_worker(tmp_path):
+    seen = []
+    runner = in_process(WorkerContext(None, "cpu"))
+    list(run_cells([Cell({"n": 1}, "clip")], halfway, RecordStore(tmp_path), runner,
+                   on_progress=lambda p: seen.append(dict(p.busy))))
+    assert any(busy.get("clip", "").endswith("(frame 2 of 4)") for busy in seen)
+    assert seen[-1] == {}  # nothing busy once it is done
+
+
 def test_the_embedded_generator_travels_by_name_and_is_rebuilt_with_the_same_weights(dcgan):
     shipped = ShippedGenerator.of("default", dcgan)
     assert shipped.name == "default" and shipped.data is None
