@@ -132,3 +132,23 @@ def test_a_failing_cell_is_reported_and_the_rest_finish(ray_head, one_process, t
     fixed = run(tmp_path, "--cluster", ray_head)  # the cause gone, a re-run runs the failed cell alone
     assert fixed.returncode == 0 and ran_now(fixed) == (1, CELLS - 1)
     assert results(tmp_path) == one_process
+
+
+def test_a_checkpoints_grid_on_ray_ships_its_weights_and_gives_the_records_of_one_process(ray_head, tmp_path):
+    """A StyleGAN-2 file the workers never see: its converted bytes go through the object store."""
+    from conftest import REFERENCE
+
+    checkpoint = tmp_path / "mine.pt"
+    checkpoint.write_bytes((REFERENCE / "rosinality_g64.pt").read_bytes())
+    grid = ["--generator", str(checkpoint), "--quick", "--tasks", "super-resolution", "--methods", "csgm-mse,ilo",
+            "--samples", "1", "--steps", "3", "--no-sna-ablation", "--images-per-cell", "1", "--cpus-per-cell", "1"]
+    outs = []
+    for side, extra in (("here", []), ("there", ["--cluster", ray_head])):
+        out = tmp_path / side
+        done = subprocess.run([sys.executable, "-m", "ilo_core.evaluation.evaluate", *grid, "--out", str(out), *extra],
+                              cwd=ROOT, env=local_env(), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outs.append(results(out))
+    assert len(outs[0]) == 4 and outs[0] == outs[1]
+    meta = json.loads((tmp_path / "there" / "results.json").read_text())["meta"]
+    assert meta["generator_kind"] == "stylegan2" and meta["resolution"] == 64 and meta["back_end"] == "ray"
