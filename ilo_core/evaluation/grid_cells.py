@@ -27,7 +27,6 @@ from ilo_core.perceptual.distance import PerceptualDistance
 from ilo_core.photo.images import tensor_to_pil
 
 SNA_SETTING = Setting("denoise", "sigma 30", 30.0, {"sigma": 30.0})
-TIMINGS = ("seconds",)  # record fields that measure the run, not the result (they differ run to run)
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,8 @@ def grid_cells(generator: SplitGenerator, settings: list[Setting], images: list[
     """The grid's cells in the report's order (settings, then seeds, then methods, then image
     groups; the SNA ablation last)."""
     per = plan.images_per_cell or len(images)
-    groups = [images[i:i + per] for i in range(0, len(images), per)]
+    named = [{"name": im.name, "kind": im.kind, "pixels": pixels_hash(im.image)} for im in images]
+    groups = [named[i:i + per] for i in range(0, len(named), per)]
     device = "cuda" if plan.gpus else "cpu"
     base = {"job": "evaluation", "code": code_version(), "steps_per_layer": plan.steps_per_layer, "device": device,
             "threads": plan.cpus,
@@ -84,7 +84,7 @@ def grid_cells(generator: SplitGenerator, settings: list[Setting], images: list[
         for g, group in enumerate(groups):
             spec = {**base, "setting": setting_spec(setting), "seed": seed, "method": method, "experiment": experiment,
                     "sna": sna, "suffix": suffix,
-                    "images": [{"name": im.name, "kind": im.kind, "pixels": pixels_hash(im.image)} for im in group],
+                    "images": group,
                     "sheet": experiment == "grid" and seed == plan.seeds[0] and g == 0}
             label = f"{experiment} {setting.task} {setting.level} seed {seed} {method}{suffix}" + \
                     (f" images {g + 1}/{len(groups)}" if len(groups) > 1 else "")
@@ -139,8 +139,3 @@ def merged(cells: list[Cell], store: RecordStore, meta: dict) -> dict:
             failed.append({"cell": cell.key, "label": record["label"], "reason": record["reason"]})
     cells_meta = {"total": len(cells), "done": len(cells) - len(failed) - missing, "failed": len(failed), "missing": missing}
     return {"meta": {**meta, "cells": cells_meta}, "records": records, "failed": failed}
-
-
-def result_fields(record: dict) -> dict:
-    """A per-image record without its timings: what must be bit-identical on every back end."""
-    return {k: v for k, v in record.items() if k not in TIMINGS}
