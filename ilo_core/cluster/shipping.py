@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ilo_core.accelerate import reference_requested
 from ilo_core.checkpoints import load_generator
 from ilo_core.checkpoints.converted import FORMAT, metadata
 from ilo_core.checkpoints.download import KNOWN, cached_path
@@ -39,11 +40,21 @@ class ShippedGenerator:
     data: bytes | None = None
 
     @classmethod
-    def of(cls, spec: str | Path, generator: SplitGenerator, reference: bool = False) -> "ShippedGenerator":
-        """What to send for the generator `spec` (as given to `load_generator`) the driver loaded."""
+    def of(cls, spec: str | Path, generator: SplitGenerator, reference: bool | None = None) -> "ShippedGenerator":
+        """What to send for the generator `spec` (as given to `load_generator`) the driver loaded;
+        `reference` None: the driver's own switch (ILO_REFERENCE, set by --reference)."""
+        reference = reference_requested() if reference is None else reference
         if str(spec) == EMBEDDED:
             return cls(generator.identity, reference, name=EMBEDDED)
         return cls(generator.identity, reference, data=converted_bytes(spec))
+
+
+def generator_spec(generator: SplitGenerator, reference: bool | None = None) -> dict[str, Any]:
+    """What a cell's spec says of its generator: the weights identity, kind, resolution and the
+    speed-path switch (`reference` None: this process's)."""
+    reference = reference_requested() if reference is None else reference
+    return {"identity": generator.identity, "kind": generator.kind, "resolution": generator.resolution,
+            "reference": reference}
 
 
 def converted_bytes(spec: str | Path) -> bytes:

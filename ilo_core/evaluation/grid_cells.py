@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ilo_core.cluster import Cell, RecordStore, WorkerContext, code_version
 from ilo_core.cluster.resources import cell_resources
+from ilo_core.cluster.shipping import generator_spec
 from ilo_core.evaluation.grid_definition import EvalImage, Setting, applicable, inpainting_mask, run_setting
 from ilo_core.generators.base import SplitGenerator
 from ilo_core.perceptual.distance import PerceptualDistance
@@ -71,8 +72,7 @@ def grid_cells(generator: SplitGenerator, settings: list[Setting], images: list[
     device = "cuda" if plan.gpus else "cpu"
     base = {"job": "evaluation", "code": code_version(), "steps_per_layer": plan.steps_per_layer, "device": device,
             "threads": plan.cpus,
-            "generator": {"identity": generator.identity, "kind": generator.kind, "resolution": generator.resolution,
-                          "reference": plan.reference}}
+            "generator": generator_spec(generator, plan.reference)}
     jobs = [(s, seed, "grid", None, "", m) for s in settings for seed in plan.seeds for m in plan.methods]
     if plan.sna_ablation:
         jobs += [(SNA_SETTING, seed, "sna-ablation", sna, "+sna" if sna else "", m)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ilo_core.cluster import Cell, WorkerContext, code_version
 from ilo_core.cluster.resources import cell_resources
+from ilo_core.cluster.shipping import generator_spec
 from ilo_core.engine.warm import WarmStart
 from ilo_core.frontends.export import FrameRecorder
 from ilo_core.generators.base import SplitGenerator
@@ -38,10 +39,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _generator_spec(generator: SplitGenerator) -> dict[str, Any]:
-    return {"identity": generator.identity, "kind": generator.kind, "resolution": generator.resolution}
-
-
 def folder_cells(job: FolderRepair, planned: list[tuple[Path, str]], gpus: bool, cpus: int = 1) -> list[Cell]:
     """The cells of a folder job's photos to repair (`FolderRepair.plan`), `job.settings.batch` a cell."""
     settings = asdict(job.settings)
@@ -49,7 +46,7 @@ def folder_cells(job: FolderRepair, planned: list[tuple[Path, str]], gpus: bool,
     cells = []
     for start in range(0, len(planned), batch):
         group = planned[start:start + batch]
-        spec = {"job": "folder", "code": code_version(), "generator": _generator_spec(job.generator),
+        spec = {"job": "folder", "code": code_version(), "generator": generator_spec(job.generator),
                 "settings": settings, "threads": cpus, "device": "cuda" if gpus else "cpu",
                 "photos": [{"name": photo.name, "key": key} for photo, key in group]}
         masks = {photo.name: job.masks.get(photo) for photo, _ in group}
@@ -116,7 +113,7 @@ def clip_cell(clip: Path, fps: float | None, request: ClipRequest, painted: np.n
     """The one cell of a clip job (the clip and its mask by their hashes)."""
     clip_bytes = clip.read_bytes()
     mask = None if painted is None else np.packbits(painted.astype(bool)).tobytes()
-    spec = {"job": "clip", "code": code_version(), "generator": _generator_spec(generator), "threads": cpus,
+    spec = {"job": "clip", "code": code_version(), "generator": generator_spec(generator), "threads": cpus,
             "device": "cuda" if gpus else "cpu", "clip": _digest(clip_bytes), "suffix": clip.suffix.lower(),
             "fps": fps, "request": request_spec(request), "out": out_suffix.lower(), "gif": gif,
             "mask": None if painted is None else {"shape": list(painted.shape), "bits": _digest(mask)}}

@@ -94,6 +94,16 @@ def test_the_embedded_generator_travels_by_name_and_is_rebuilt_with_the_same_wei
     assert WorkerContext(shipped, "cpu").generator().identity == dcgan.identity
 
 
+def test_the_drivers_reference_switch_travels_with_the_generator_and_names_its_cells(dcgan, monkeypatch):
+    """`solve --reference --cluster`: workers build the plain models too, and the cells say so."""
+    from ilo_core.cluster.shipping import generator_spec
+
+    assert not ShippedGenerator.of("default", dcgan).reference and not generator_spec(dcgan)["reference"]
+    monkeypatch.setenv("ILO_REFERENCE", "1")
+    assert ShippedGenerator.of("default", dcgan).reference and generator_spec(dcgan)["reference"]
+    assert not ShippedGenerator.of("default", dcgan, reference=False).reference  # an explicit choice wins
+
+
 def test_a_checkpoint_travels_as_safetensors_bytes_and_a_worker_needs_no_copy_of_its_file(stylegan64, tmp_path):
     from conftest import REFERENCE
 
