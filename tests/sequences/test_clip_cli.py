@@ -32,7 +32,9 @@ def centre(mask: np.ndarray) -> np.ndarray:
 
 def test_a_clip_is_repaired_where_the_face_is_painted_and_nowhere_else(clip_files, moving_grace, tmp_path):
     video, mask = clip_files
-    out, report, gif = tmp_path / "repaired.mp4", tmp_path / "report.json", tmp_path / "key.gif"
+    # lossless frames out: an H.264 encode of the same frames differs from process to process once the
+    # accelerated models have run (up to 20 levels a pixel), which is no measure of the repair
+    out, report, gif = tmp_path / "repaired_frames", tmp_path / "report.json", tmp_path / "key.gif"
     done = run_cli("--image", str(video), "--task", "inpaint", "--mask", str(mask), "--key-frame", "2",
                    "--steps", "8,8,8,8", "--warm-steps", "4", "--out", str(out), "--report", str(report),
                    "--gif", str(gif), "--quiet")
@@ -50,7 +52,7 @@ def test_a_clip_is_repaired_where_the_face_is_painted_and_nowhere_else(clip_file
         rows, cols = np.nonzero(hole)
         grown[rows.min() - 12:rows.max() + 13, cols.min() - 12:cols.max() + 13] = True
         assert change[hole].mean() > 6        # the painted band is repaired (generated anew)
-        assert change[~grown].mean() < 2.5    # the rest of the frame is the input (through the codec twice)
+        assert change[~grown].max() == 0      # the rest of the frame is the input frame itself
         # the repaired region follows the face: where frame t's band is, not where the key frame's was
         changed = change > 12
         assert np.linalg.norm(centre(changed & grown) - centre(hole)) < 4
